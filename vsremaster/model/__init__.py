@@ -1,0 +1,7 @@
+"""The DeepRemaster networks, free of VapourSynth."""
+from .blocks import Attention, attention_reference
+from .colorization import FrameFeatures, NetworkC, RefEncoding
+from .restoration import RESTORE_RADIUS, NetworkR
+
+__all__ = ["Attention", "attention_reference", "FrameFeatures", "NetworkC", "NetworkR",
+           "RefEncoding", "RESTORE_RADIUS"]

@@ -1,0 +1,122 @@
+"""Building blocks of the DeepRemaster networks.
+
+Attribute names (`conv3d`, `bn`, `query_conv`, ...) follow the released checkpoint's
+keys, so its state_dicts load without renaming.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SPATIAL = (1, 3, 3)
+
+
+def scaled(width: float):
+    """Channel-count scaler: `c(64)` is 64*width rounded to a multiple of 8 (at least 8)."""
+    def c(n: int) -> int:
+        return n if width == 1.0 else max(8, int(round(n * width / 8)) * 8)
+    return c
+
+
+TEMPORAL = (3, 3, 3)
+
+
+class ConvBlock(nn.Module):
+    """Conv3d -> BatchNorm3d -> ELU. Default: spatial 1x3x3 kernel, padding 0x1x1."""
+
+    def __init__(self, cin: int, cout: int, kernel=SPATIAL, stride=(1, 1, 1), padding=None):
+        super().__init__()
+        if padding is None:
+            padding = tuple(k // 2 for k in kernel)
+        self.conv3d = nn.Conv3d(cin, cout, kernel, stride=stride, padding=padding)
+        self.bn = nn.BatchNorm3d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(self.bn(self.conv3d(x)))
+
+
+def temporal(cin: int, cout: int, **kw) -> ConvBlock:
+    """A 3x3x3 conv block (padding 1 on T, H and W)."""
+    return ConvBlock(cin, cout, kernel=TEMPORAL, **kw)
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """Trilinear x(1, 2, 2) upsampling of a [B, C, T, H, W] tensor, as released."""
+    return F.interpolate(x, scale_factor=(1, 2, 2), mode="trilinear", align_corners=False)
+
+
+class UpBlock(nn.Module):
+    """Upsample x(1, 2, 2), then a 3x3x3 conv block (its conv and BN sit directly here)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv3d = nn.Conv3d(cin, cout, TEMPORAL, padding=(1, 1, 1))
+        self.bn = nn.BatchNorm3d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(self.bn(self.conv3d(upsample2x(x))))
+
+
+class UpConcatBlock(nn.Module):
+    """Upsample the first input, concatenate the skip input, then a 3x3x3 conv block."""
+
+    def __init__(self, cin_up: int, cin_skip: int, cout: int):
+        super().__init__()
+        self.conv3d = temporal(cin_up + cin_skip, cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.conv3d(torch.cat([upsample2x(x), skip], dim=1))
+
+
+class Attention(nn.Module):
+    """Source-reference attention; self attention when source is reference.
+
+    q = query_conv(source) [C/8], k = key_conv(reference) [C/8],
+    v = value_conv(reference) [C]; logits q.k are *not* scaled by 1/sqrt(d) (as released);
+    result = gamma * attend(q, k, v) + source.
+    """
+
+    def __init__(self, cin_src: int, cin_ref: int):
+        super().__init__()
+        self.query_conv = nn.Conv3d(cin_src, cin_src // 8, 1)
+        self.key_conv = nn.Conv3d(cin_ref, cin_ref // 8, 1)
+        self.value_conv = nn.Conv3d(cin_ref, cin_ref, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def keys_values(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Project a reference [B, C, T, H, W] to keys [B, S, C/8] and values [B, S, C]."""
+        k = self.key_conv(reference).flatten(2).transpose(1, 2)
+        v = self.value_conv(reference).flatten(2).transpose(1, 2)
+        return k, v
+
+    def attend(self, source: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attend from source [B, C, T, H, W] to projected keys/values; adds the residual.
+
+        `mask` is an optional additive bias on the logits, broadcastable to [B, L, S].
+        """
+        b, c, t, h, w = source.shape
+        q = self.query_conv(source).flatten(2).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype),
+                                             attn_mask=mask, scale=1.0)
+        out = out.transpose(1, 2).reshape(b, c, t, h, w)
+        return self.gamma * out + source
+
+    def forward(self, source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return self.attend(source, *self.keys_values(reference))
+
+
+def attention_reference(module: Attention, source: torch.Tensor,
+                        reference: torch.Tensor) -> torch.Tensor:
+    """Matmul-softmax attention exactly as the authors' code computes it.
+
+    Memory grows with L*S; used as the baseline and as a test oracle for `Attention`.
+    """
+    b, c, t, h, w = source.shape
+    q = module.query_conv(source).flatten(2).transpose(1, 2)      # [B, L, C/8]
+    k = module.key_conv(reference).flatten(2)                     # [B, C/8, S]
+    v = module.value_conv(reference).flatten(2)                   # [B, C, S]
+    attn = torch.softmax(torch.bmm(q, k), dim=-1)                 # [B, L, S]
+    out = torch.bmm(v, attn.transpose(1, 2)).reshape(b, c, t, h, w)
+    return module.gamma * out + source

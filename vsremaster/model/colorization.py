@@ -1,0 +1,118 @@
+"""NetworkC: the source-reference attention colorization network (the released `modelC`).
+
+The forward pass is split where the computation stops being per-frame:
+`encode_refs` (once per reference set), `encode_frames` (each frame on its own: spatial
+convolutions and source-reference attention) and `decode` (self attention and 3x3x3
+convolutions that mix every frame processed together).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import Attention, ConvBlock, UpBlock, UpConcatBlock, scaled, temporal
+from .restoration import L_MEAN
+
+REF_MEAN = 0.48
+
+
+@dataclass
+class RefEncoding:
+    """Keys and values of one reference set for both source-reference attentions."""
+
+    k1: torch.Tensor
+    v1: torch.Tensor
+    k2: torch.Tensor
+    v2: torch.Tensor
+
+    def to(self, *args, **kwargs) -> "RefEncoding":
+        return RefEncoding(*(t.to(*args, **kwargs) for t in (self.k1, self.v1, self.k2, self.v2)))
+
+
+@dataclass
+class FrameFeatures:
+    """Per-frame encoder outputs: `skip` [B, 512, T, H/8, W/8], `deep` [B, 512, T, H/16, W/16]."""
+
+    skip: torch.Tensor
+    deep: torch.Tensor
+
+
+def _encoder(cin: int, c, first_padding) -> list[nn.Module]:
+    return [
+        ConvBlock(cin, c(64), stride=(1, 2, 2), padding=first_padding),
+        ConvBlock(c(64), c(128)),
+        ConvBlock(c(128), c(128)),
+        ConvBlock(c(128), c(256), stride=(1, 2, 2)),
+        ConvBlock(c(256), c(256)),
+        ConvBlock(c(256), c(256)),
+        ConvBlock(c(256), c(512), stride=(1, 2, 2)),
+        ConvBlock(c(512), c(512)),
+        ConvBlock(c(512), c(512)),
+    ]
+
+
+class NetworkC(nn.Module):
+    """Colorizes restored luminance [B, 1, T, H, W] from references [B, N, 3, Hr, Wr].
+
+    Returns ab [B, 2, T, H, W] in [0, 1]. H, W (and Hr, Wr) multiples of 16.
+    `width` scales every channel count (1.0: the released architecture).
+    """
+
+    def __init__(self, width: float = 1.0):
+        super().__init__()
+        c = scaled(width)
+        w = c(512)
+        self.down1 = nn.Sequential(nn.ReplicationPad3d((1, 1, 1, 1, 0, 0)),
+                                   *_encoder(1, c, first_padding=0))
+        self.flat = nn.Sequential(ConvBlock(w, w), ConvBlock(w, w))
+        self.down2 = nn.Sequential(ConvBlock(w, w, stride=(1, 2, 2)), ConvBlock(w, w))
+        self.stattn1 = Attention(w, w)
+        self.stattn2 = Attention(w, w)
+        self.selfattn1 = Attention(w, w)
+        self.conv1 = ConvBlock(w, w)
+        self.up1 = UpConcatBlock(w, w, w)
+        self.selfattn2 = Attention(w, w)
+        self.conv2 = temporal(w, c(256))
+        self.up2 = nn.Sequential(UpBlock(c(256), c(128)), temporal(c(128), c(64)))
+        self.up3 = nn.Sequential(UpBlock(c(64), c(32)), temporal(c(32), c(16)))
+        self.up4 = nn.Sequential(UpBlock(c(16), c(8)), nn.Conv3d(c(8), 2, 3, padding=1))
+        self.reffeatnet1 = nn.Sequential(*_encoder(3, c, first_padding=(0, 1, 1)))
+        self.reffeatnet2 = nn.Sequential(ConvBlock(w, w, stride=(1, 2, 2)),
+                                         ConvBlock(w, w), ConvBlock(w, w))
+
+    def encode_refs(self, refs: torch.Tensor) -> RefEncoding:
+        """Encode references [B, N, 3, Hr, Wr] in [0, 1] once for any number of chunks."""
+        feat1 = self.reffeatnet1(refs.transpose(1, 2) - REF_MEAN)
+        feat2 = self.reffeatnet2(feat1)
+        return RefEncoding(*self.stattn1.keys_values(feat1), *self.stattn2.keys_values(feat2))
+
+    def encode_frames(self, x: torch.Tensor, refs: RefEncoding | None = None) -> FrameFeatures:
+        """The per-frame part: each output frame depends on its own input frame only."""
+        x1 = self.down1(x - L_MEAN)
+        if refs is not None:
+            x1 = self.stattn1.attend(x1, refs.k1, refs.v1)
+        skip = self.flat(x1)
+        deep = self.down2(x1)
+        if refs is not None:
+            deep = self.stattn2.attend(deep, refs.k2, refs.v2)
+        return FrameFeatures(skip=skip, deep=self.conv1(deep))
+
+    def decode(self, feats: FrameFeatures, mask1=None, mask2=None) -> torch.Tensor:
+        """The cross-frame part: self attention and 3x3x3 convolutions over all frames.
+
+        `mask1`/`mask2` are optional additive logit biases for the two self attentions.
+        """
+        out = feats.deep
+        out = self.selfattn1.attend(out, *self.selfattn1.keys_values(out), mask=mask1)
+        out = self.up1(out, feats.skip)
+        out = self.selfattn2.attend(out, *self.selfattn2.keys_values(out), mask=mask2)
+        out = self.conv2(out)
+        out = self.up4(self.up3(self.up2(out)))
+        return torch.sigmoid(out)
+
+    def forward(self, x: torch.Tensor, refs: torch.Tensor | RefEncoding | None = None) -> torch.Tensor:
+        if isinstance(refs, torch.Tensor):
+            refs = self.encode_refs(refs)
+        return self.decode(self.encode_frames(x, refs))
