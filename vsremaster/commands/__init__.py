@@ -1,0 +1,1 @@
+"""Subcommands of `python -m vsremaster` (one module each)."""
