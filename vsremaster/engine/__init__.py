@@ -1,0 +1,1 @@
+"""The engine: runs the networks over the chunk grid with bounded caches."""

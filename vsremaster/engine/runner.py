@@ -1,0 +1,176 @@
+"""Runs the networks over the chunk grid: each piece of work once, in fixed shapes.
+
+Three kinds of work, each cached per grid cell (bounded LRU):
+- restoration of an R-cell, from its frames plus RESTORE_RADIUS frames each side
+  (clipped to the scene): identical to one pass of NetworkR over the whole scene;
+- per-frame encoder features of a cell (spatial encoders and source-reference
+  attention), shared by the cell and the chunks of both neighbours;
+- decoding of a cell: the cell with CONTEXT frames each side (edge-replicated at scene
+  bounds) through self attention and the 3x3x3 decoder; the cell's frames are kept.
+Reference sets are encoded once per set. The same cell is always computed from the
+same inputs in the same shapes, so a frame's bytes never depend on request order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..color import rgb_to_model
+from ..model import FrameFeatures, RESTORE_RADIUS, RefEncoding
+from ..planning.windows import Cell, Grid
+from .cache import LRU
+from .models import Models
+
+#: Frames of context each side of a decoded chunk (the model's 15-frame window).
+CONTEXT = 7
+
+
+@dataclass
+class Decoded:
+    """Model-resolution results for the frames of one cell: [T, C, h, w] float32 tensors."""
+
+    cell: Cell
+    l_in: torch.Tensor
+    l_out: torch.Tensor
+    ab: torch.Tensor | None
+    refs: tuple[int, ...]
+
+
+@dataclass
+class Request:
+    """What computing frame n's cell needs: cached pieces it holds on to, and raw frames."""
+
+    cell: Cell
+    decoded: Decoded | None = None
+    restored: dict = field(default_factory=dict)
+    features: dict = field(default_factory=dict)
+    raw: list[int] = field(default_factory=list)
+
+
+class Engine:
+    """The networks plus the grid, reference sets and caches of one filter instance."""
+
+    def __init__(self, models: Models, grid: Grid, restore_grid: Grid,
+                 ref_sets: list[tuple[int, ...]], ref_canvases: dict, *,
+                 restore: bool, colorize: bool, rgb_input: bool, cache_cells: int = 4):
+        self.models = models
+        self.grid, self.restore_grid = grid, restore_grid
+        self.ref_sets, self.ref_canvases = ref_sets, ref_canvases
+        self.restore, self.colorize, self.rgb_input = restore, colorize, rgb_input
+        self.restored = LRU(cache_cells)
+        self.features = LRU(cache_cells + 2)
+        self.decoded = LRU(2 * cache_cells)
+        self.encoded = LRU(4)
+
+    # -- planning (cheap, called when a frame is requested) -------------------------
+    def _feature_cells(self, cell: Cell) -> list[Cell]:
+        return self.grid.cells_covering(cell.context(CONTEXT)) if self.colorize else []
+
+    def request(self, n: int) -> Request:
+        """Plan frame n: pin what is cached, list the raw frames still needed."""
+        cell = self.grid.cell_of(n)
+        with self.models.lock:
+            req = Request(cell, decoded=self.decoded.get(cell.start))
+            if req.decoded is not None:
+                return req
+            need: set[int] = set(cell.frames)
+            for fc in self._feature_cells(cell):
+                feats = self.features.get(fc.start)
+                if feats is None:
+                    need.update(fc.frames)
+                else:
+                    req.features[fc.start] = feats
+            raw: set[int] = set()
+            for rc in self.restore_grid.cells_covering(need):
+                got = self.restored.get(rc.start)
+                if got is None:
+                    raw.update(rc.clipped(RESTORE_RADIUS) if self.restore else rc.frames)
+                else:
+                    req.restored[rc.start] = got
+            req.raw = sorted(raw)
+            return req
+
+    # -- computing (called with the raw frames the request listed) --------------------
+    def result(self, req: Request, raw: dict[int, np.ndarray]) -> Decoded:
+        """The decoded cell of a request, computing whatever is missing."""
+        if req.decoded is not None:
+            return req.decoded
+        with self.models.lock, torch.inference_mode():
+            done = self.decoded.get(req.cell.start)
+            if done is None:
+                done = self._decode(req, raw)
+                self.decoded.put(req.cell.start, done)
+            return done
+
+    def _to_l(self, frames: list[np.ndarray]) -> torch.Tensor:
+        """Raw small frames ([h, w] luma or [3, h, w] RGB) -> model L [T, 1, h, w]."""
+        m = self.models
+        x = torch.from_numpy(np.stack(frames)).to(m.device, non_blocking=True)
+        if self.rgb_input:
+            return rgb_to_model(x.float())[0]
+        return x.float().unsqueeze(1).clamp(0, 1)
+
+    def _restored_cell(self, rc: Cell, req: Request, raw) -> tuple[torch.Tensor, torch.Tensor]:
+        got = req.restored.get(rc.start) or self.restored.get(rc.start)
+        if got is not None:
+            return got
+        m = self.models
+        if self.restore:
+            window = rc.clipped(RESTORE_RADIUS)
+            l_in = self._to_l([raw[i] for i in window])
+            x = l_in.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0)      # [1, 1, T, h, w]
+            out = m.restore(x)[0].permute(1, 0, 2, 3).float()
+            core = slice(rc.start - window.start, rc.stop - window.start)
+            got = (l_in[core], out[core])
+        else:
+            l_in = self._to_l([raw[i] for i in rc.frames])
+            got = (l_in, l_in)
+        self.restored.put(rc.start, got)
+        return got
+
+    def _restored_frames(self, frames: range, req: Request, raw) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = []
+        for rc in self.restore_grid.cells_covering(frames):
+            l_in, l_out = self._restored_cell(rc, req, raw)
+            lo, hi = max(frames.start, rc.start) - rc.start, min(frames.stop, rc.stop) - rc.start
+            parts.append((l_in[lo:hi], l_out[lo:hi]))
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def _ref_encoding(self, scene: int) -> RefEncoding | None:
+        key = self.ref_sets[scene]
+        if not key:
+            return None
+        enc = self.encoded.get(key)
+        if enc is None:
+            m = self.models
+            refs = torch.from_numpy(self.ref_canvases[key]).to(m.device, m.dtype)
+            enc = m.colorize.encode_refs(refs.unsqueeze(0))
+            self.encoded.put(key, enc)
+        return enc
+
+    def _features(self, fc: Cell, req: Request, raw) -> FrameFeatures:
+        feats = req.features.get(fc.start) or self.features.get(fc.start)
+        if feats is None:
+            m = self.models
+            _, l_out = self._restored_frames(fc.frames, req, raw)
+            x = l_out.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0)
+            feats = m.colorize.encode_frames(x, self._ref_encoding(fc.scene))
+            self.features.put(fc.start, feats)
+        return feats
+
+    def _decode(self, req: Request, raw) -> Decoded:
+        cell = req.cell
+        l_in, l_out = self._restored_frames(cell.frames, req, raw)
+        ab = None
+        if self.colorize:
+            context = cell.context(CONTEXT)
+            cells = self._feature_cells(cell)
+            feats = {fc.start: self._features(fc, req, raw) for fc in cells}
+            pick = [(self.grid.cell_of(i).start, i - self.grid.cell_of(i).start) for i in context]
+            skip = torch.cat([feats[s].skip[:, :, k:k + 1] for s, k in pick], dim=2)
+            deep = torch.cat([feats[s].deep[:, :, k:k + 1] for s, k in pick], dim=2)
+            out = self.models.colorize.decode(FrameFeatures(skip, deep))
+            ab = out[0, :, CONTEXT:CONTEXT + len(cell.frames)].permute(1, 0, 2, 3).float()
+        return Decoded(cell, l_in, l_out, ab, self.ref_sets[cell.scene] if self.colorize else ())

@@ -1,0 +1,1 @@
+"""VapourSynth frames in and out: working clips, frame <-> tensor, output formats."""

@@ -1,0 +1,84 @@
+"""Which formats the filter takes and gives, and the colour props it reads and writes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import vapoursynth as vs
+
+#: Frame-prop defaults when a source does not say (documented in README).
+DEFAULT_MATRIX = 1          # BT.709
+UNSPECIFIED_MATRIX = 2
+
+
+def is_full_range(props, family: vs.ColorFamily) -> bool:
+    """Range from `_Range` (R74+: 1 = full) or legacy `_ColorRange` (0 = full).
+
+    Default: full for RGB, limited for GRAY/YUV.
+    """
+    if "_Range" in props:
+        return int(props["_Range"]) == 1
+    if "_ColorRange" in props:
+        return int(props["_ColorRange"]) == 0
+    return family == vs.RGB
+
+
+def mark_full_range(props) -> None:
+    """Mark a frame as full range in both the current and the legacy prop."""
+    props["_Range"] = 1
+    props["_ColorRange"] = 0
+
+
+def check_format(fmt: vs.VideoFormat | None) -> str | None:
+    """Why `fmt` is not supported, or None when it is."""
+    if fmt is None:
+        return "the clip must have a constant format"
+    if fmt.color_family not in (vs.GRAY, vs.YUV, vs.RGB):
+        return f"color family {fmt.color_family.name} is not supported (GRAY, YUV or RGB)"
+    if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
+        return f"{fmt.bits_per_sample}-bit integer samples are not supported (8-16 bit integer)"
+    if fmt.sample_type == vs.FLOAT and fmt.bits_per_sample not in (16, 32):
+        return f"{fmt.bits_per_sample}-bit float samples are not supported (16 or 32 bit float)"
+    return None
+
+
+def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:
+    """YUV in -> same; RGB in -> same; GRAY in -> YUV444 at the same depth when colorizing."""
+    if fmt.color_family != vs.GRAY or not colorize:
+        return fmt
+    return vs.core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 0, 0)
+
+
+@dataclass(frozen=True)
+class ColorProps:
+    """Colour description of a source, from its first frame's props (with defaults)."""
+
+    matrix: int
+    full_range: bool
+
+    @classmethod
+    def of(cls, clip: vs.VideoNode, props) -> "ColorProps":
+        family = clip.format.color_family
+        matrix = int(props.get("_Matrix", UNSPECIFIED_MATRIX))
+        if family != vs.YUV or matrix in (UNSPECIFIED_MATRIX, 0):
+            matrix = DEFAULT_MATRIX
+        return cls(matrix, is_full_range(props, family))
+
+
+def _default_matrix(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+    if f.format.color_family != vs.YUV or f.props.get("_Matrix", 2) not in (0, 2):
+        return f
+    f = f.copy()
+    f.props["_Matrix"] = DEFAULT_MATRIX
+    return f
+
+
+def to_rgb24(clip: vs.VideoNode) -> vs.VideoNode:
+    """Any supported clip (even of variable format or size) as RGB24 at its own size.
+
+    YUV frames that do not state their matrix are read as BT.709.
+    """
+    if clip.format is not None and clip.format.color_family == vs.GRAY:
+        clip = vs.core.std.ShufflePlanes(clip, [0, 0, 0], vs.RGB)
+    elif clip.format is None or clip.format.color_family == vs.YUV:
+        clip = vs.core.std.ModifyFrame(clip, clip, _default_matrix)
+    return vs.core.resize.Bicubic(clip, format=vs.RGB24)

@@ -1,0 +1,1 @@
+"""References: where they come from, which ones each scene uses, and their canvas."""

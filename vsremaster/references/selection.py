@@ -1,0 +1,57 @@
+"""Choosing each scene's reference set (at most `max_refs` images).
+
+Synchronised refs: the scene's own frame. Otherwise, in order: references anchored
+inside the scene (nearest the scene's middle first); if none, the anchored references
+nearest to the scene; then unanchored references ranked by similarity to the scene.
+Similarity is luminance-only, since the source is grey: the cosine similarity of
+zero-mean 16x16 luma thumbnails (layout) plus the histogram intersection of 16-bin luma
+histograms (tonal statistics), each in [0, 1] after scaling, summed.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..planning.scenes import THUMB, SceneScan, describe
+from .sources import RefBank
+
+
+def ref_descriptor(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB -> (thumbnail, histogram) of its L*/100, comparable with scene luma."""
+    lab = cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    thumb = cv2.resize(lab[..., 0] / 100.0, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    return describe(thumb)
+
+
+def similarity(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    ta, tb = a[0] - a[0].mean(), b[0] - b[0].mean()
+    denom = np.linalg.norm(ta) * np.linalg.norm(tb)
+    cosine = float((ta * tb).sum() / denom) if denom > 1e-12 else 0.0
+    return 0.5 * (cosine + 1.0) + float(np.minimum(a[1], b[1]).sum())
+
+
+def choose_sets(bank: RefBank, scenes: SceneScan, num_frames: int,
+                max_refs: int) -> list[tuple[int, ...]]:
+    """One tuple of bank indices per scene."""
+    bounds = scenes.starts + [num_frames]
+    if max_refs == 0 or not len(bank):
+        return [()] * len(scenes.starts)
+    if bank.synced:
+        where = {a: i for i, a in enumerate(bank.anchors)}
+        return [(where[s],) if s in where else () for s in scenes.starts]
+    anchored = [i for i, a in enumerate(bank.anchors) if a is not None]
+    loose = [i for i, a in enumerate(bank.anchors) if a is None]
+    descs = {i: ref_descriptor(bank.images[i]) for i in loose}
+    sets = []
+    for s, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        mid = (a + b - 1) / 2
+        inside = sorted((i for i in anchored if a <= bank.anchors[i] < b),
+                        key=lambda i: (abs(bank.anchors[i] - mid), i))
+        if not inside and anchored:
+            dist = {i: max(a - bank.anchors[i], bank.anchors[i] - (b - 1), 0) for i in anchored}
+            best = min(dist.values())
+            inside = sorted(i for i in anchored if dist[i] == best)
+        scene_desc = (scenes.thumbs[s], scenes.hists[s])
+        ranked = sorted(loose, key=lambda i: (-similarity(descs[i], scene_desc), i))
+        sets.append(tuple((inside + ranked)[:max_refs]))
+    return sets

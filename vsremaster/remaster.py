@@ -1,0 +1,189 @@
+"""`Remaster(clip, refs=...)`: the VapourSynth filter.
+
+Wiring only: it checks the arguments, plans scenes and chunks, picks reference sets,
+and hands frames between VapourSynth and the engine through FrameEval/ModifyFrame, so
+VapourSynth itself fetches every frame a chunk needs (no get_frame while rendering).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from .color.compose import compose
+from .engine.models import shared_models
+from .engine.runner import Engine, Request
+from .frames.formats import ColorProps, check_format, output_format
+from .frames.sink import set_props, to_output, write_planes
+from .frames.source import frame_array, frame_at, processing_size, scan_luma, working_clip
+from .planning import scenes
+from .planning.windows import Grid
+from .references.canvas import place_on_canvas
+from .references.selection import choose_sets
+from .references.sources import RefError, load_bank
+
+DEFAULT_CHUNK = {"cpu": 24, "cuda": 32}
+#: Bytes of activations per processed frame of NetworkR, per pixel at model size.
+_RESTORE_BYTES_PER_PIXEL = 256 * 4 * 3 / 4
+_RESTORE_BUDGET_CPU = 4 << 30
+
+
+def _fail(message: str):
+    raise vs.Error(f"Remaster: {message}")
+
+
+def _int_arg(name: str, value, lo: int, hi: int, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or not lo <= value <= hi:
+        _fail(f"{name} must be an integer from {lo} to {hi}"
+              f"{' or None' if allow_none else ''}, not {value!r}")
+    return int(value)
+
+
+def _pick_device(device_index) -> torch.device:
+    if device_index is None:
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    if isinstance(device_index, bool) or not isinstance(device_index, Integral):
+        _fail(f"device_index must be None, -1 (CPU) or a CUDA device number, not {device_index!r}")
+    if device_index == -1:
+        return torch.device("cpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not 0 <= device_index < count:
+        where = f"devices 0-{count - 1}" if count else "no CUDA device here"
+        _fail(f"device_index {device_index} does not exist ({where}; -1 means the CPU)")
+    return torch.device("cuda", int(device_index))
+
+
+def _pick_dtype(fp16, device: torch.device) -> torch.dtype:
+    if fp16 is None:
+        fp16 = device.type == "cuda"
+    if not isinstance(fp16, bool):
+        _fail(f"fp16 must be True, False or None, not {fp16!r}")
+    if fp16 and device.type != "cuda":
+        _fail("fp16=True needs a CUDA device (the CPU runs float32)")
+    return torch.float16 if fp16 else torch.float32
+
+
+def _find_weights(weights):
+    from .model.checkpoint import CheckpointError
+    from .weights import find_weights
+    try:
+        return find_weights(weights)
+    except (CheckpointError, OSError) as e:
+        _fail(f"weights: {e}")
+
+
+def _restore_cell_size(chunk: int, pw: int, ph: int, device: torch.device) -> int:
+    if device.type == "cuda":
+        budget = torch.cuda.mem_get_info(device)[0] // 3
+    else:
+        budget = _RESTORE_BUDGET_CPU
+    frames = int(budget // (_RESTORE_BYTES_PER_PIXEL * pw * ph)) - 2 * 13
+    return max(chunk, min(256, frames))
+
+
+def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
+             restore: bool = True, colorize: bool = True, mindim: int = 320,
+             ref_mindim: int = 256, max_refs: int = 6, chunk: int | None = None,
+             fp16: bool | None = None, sc_threshold: float | None = None) -> vs.VideoNode:
+    """Restore and colorize a black-and-white clip with DeepRemaster.
+
+    clip: GRAY, YUV or RGB, 8-16 bit integer or 16/32 bit float, constant format/size.
+    refs: colour references: a clip (same length: synchronised per scene; else a bank),
+        a directory or list of image files, or None.
+    weights: weights file (default: VSREMASTER_WEIGHTS, user data dir, bundled models/).
+    device_index: None = first CUDA device or CPU; -1 = CPU; n = CUDA device n.
+    restore / colorize: run the restoration / colorization network.
+    mindim / ref_mindim: short edge of frames / references at model size.
+    max_refs: most references per scene. chunk: frames per chunk (context excluded).
+    fp16: half precision (default on CUDA). sc_threshold: detect scene changes with this
+        threshold instead of reading `_SceneChangePrev`/`_SceneChangeNext`.
+    """
+    if not isinstance(clip, vs.VideoNode):
+        _fail(f"clip must be a vapoursynth.VideoNode, not {type(clip).__name__}")
+    why = check_format(clip.format)
+    if why:
+        _fail(why)
+    if clip.width == 0 or clip.height == 0:
+        _fail("the clip must have a constant size")
+    if clip.num_frames < 1:
+        _fail("the clip must have at least one frame")
+    for name, value in (("restore", restore), ("colorize", colorize)):
+        if not isinstance(value, bool):
+            _fail(f"{name} must be True or False, not {value!r}")
+    mindim = _int_arg("mindim", mindim, 32, 4320)
+    ref_mindim = _int_arg("ref_mindim", ref_mindim, 32, 4320)
+    max_refs = _int_arg("max_refs", max_refs, 0, 64)
+    chunk = _int_arg("chunk", chunk, 1, 512, allow_none=True)
+    if sc_threshold is not None and (isinstance(sc_threshold, bool) or not isinstance(sc_threshold, Real)
+                                     or not 0 < sc_threshold <= 1 or math.isnan(sc_threshold)):
+        _fail(f"sc_threshold must be a number in (0, 1] or None, not {sc_threshold!r}")
+    if refs is not None and isinstance(refs, vs.VideoNode) and refs.num_frames < 1:
+        _fail("refs clip has no frames")
+    device = _pick_device(device_index)
+    dtype = _pick_dtype(fp16, device)
+    models = shared_models(_find_weights(weights), device, dtype)
+    if chunk is None:
+        chunk = DEFAULT_CHUNK[device.type]
+
+    rgb_input = clip.format.color_family == vs.RGB
+    work = working_clip(clip)
+    pw, ph = processing_size(clip.width, clip.height, mindim)
+    small = vs.core.resize.Bicubic(work, pw, ph)
+    scan = scenes.scan(scan_luma(work), sc_threshold)
+    try:
+        bank = load_bank(refs, scan.starts, clip.num_frames) if colorize else None
+    except (RefError, vs.Error) as e:
+        _fail(f"refs: {e}")
+    ref_sets = choose_sets(bank, scan, clip.num_frames, max_refs) if colorize \
+        else [()] * len(scan.starts)
+    canvases = {s: place_on_canvas([bank.images[i] for i in s], ref_mindim)
+                for s in set(ref_sets) if s}
+    grid = Grid(scan.starts, clip.num_frames, chunk)
+    restore_grid = Grid(scan.starts, clip.num_frames, _restore_cell_size(chunk, pw, ph, device))
+    engine = Engine(models, grid, restore_grid, ref_sets, canvases,
+                    restore=restore, colorize=colorize, rgb_input=rgb_input)
+    colour = ColorProps.of(clip, clip.get_frame(0).props)
+    out_family = vs.RGB if (colorize or rgb_input) else vs.GRAY
+    blank = vs.core.std.BlankClip(work, format=vs.RGBS if out_family == vs.RGB else vs.GRAYS,
+                                  keep=True)
+    render = _Render(engine, work, small, blank, rgb_input, models.name)
+    result = vs.core.std.FrameEval(blank, render.eval)
+    return to_output(result, clip, output_format(clip.format, colorize), colour)
+
+
+class _Render:
+    """The per-frame glue between VapourSynth and the engine."""
+
+    def __init__(self, engine: Engine, work, small, blank, rgb_input: bool, model_name: str):
+        self.engine, self.work, self.small, self.blank = engine, work, small, blank
+        self.rgb_input, self.model_name = rgb_input, model_name
+
+    def eval(self, n: int) -> vs.VideoNode:
+        req = self.engine.request(n)
+        clips = [self.blank, self.work] + [frame_at(self.small, i, n) for i in req.raw]
+        return vs.core.std.ModifyFrame(self.blank, clips, functools.partial(self.frame, req=req))
+
+    def frame(self, n: int, f: list[vs.VideoFrame], req: Request) -> vs.VideoFrame:
+        raw = {i: frame_array(fr) for i, fr in zip(req.raw, f[2:])}
+        done = self.engine.result(req, raw)
+        k = n - done.cell.start
+        device = self.engine.models.device
+        full = torch.from_numpy(frame_array(f[1])).to(device)
+        if full.dim() == 2:
+            full = full.unsqueeze(0)
+        with torch.inference_mode():
+            out = compose(full, done.l_in[k], done.l_out[k],
+                          None if done.ab is None else done.ab[k], self.rgb_input)
+        result = f[0].copy()
+        write_planes(result, out.float().cpu().numpy())
+        extra = {"_RemasterScene": done.cell.scene, "_RemasterModel": self.model_name}
+        if done.refs:
+            extra["_RemasterRefs"] = list(done.refs)
+        set_props(result, f[1].props, extra)
+        return result
