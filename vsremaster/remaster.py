@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -104,6 +105,15 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     fp16: half precision (default on CUDA). sc_threshold: detect scene changes with this
         threshold instead of reading `_SceneChangePrev`/`_SceneChangeNext`.
     """
+    return build(clip, refs, weights=weights, device_index=device_index, restore=restore,
+                 colorize=colorize, mindim=mindim, ref_mindim=ref_mindim, max_refs=max_refs,
+                 chunk=chunk, fp16=fp16, sc_threshold=sc_threshold).clip
+
+
+def build(clip, refs=None, *, weights=None, device_index=None, restore=True, colorize=True,
+          mindim=320, ref_mindim=256, max_refs=6, chunk=None, fp16=None,
+          sc_threshold=None) -> "Pipeline":
+    """`Remaster` returning the whole pipeline (clip, engine, scenes, reference sets)."""
     if not isinstance(clip, vs.VideoNode):
         _fail(f"clip must be a vapoursynth.VideoNode, not {type(clip).__name__}")
     why = check_format(clip.format)
@@ -154,7 +164,19 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
                                   keep=True)
     render = _Render(engine, work, small, blank, rgb_input, models.name)
     result = vs.core.std.FrameEval(blank, render.eval)
-    return to_output(result, clip, output_format(clip.format, colorize), colour)
+    out = to_output(result, clip, output_format(clip.format, colorize), colour)
+    return Pipeline(out, engine, scan, bank, ref_sets)
+
+
+@dataclass
+class Pipeline:
+    """What `build` made: the output clip and the parts behind it."""
+
+    clip: vs.VideoNode
+    engine: Engine
+    scenes: scenes.SceneScan
+    bank: object
+    ref_sets: list
 
 
 class _Render:

@@ -63,6 +63,8 @@ class Engine:
         self.features = LRU(cache_cells + 2)
         self.decoded = LRU(2 * cache_cells)
         self.encoded = LRU(4)
+        #: how many times each kind of work ran (benchmarks and tests read it)
+        self.runs = {"restore": 0, "encode": 0, "decode": 0, "refs": 0}
 
     # -- planning (cheap, called when a frame is requested) -------------------------
     def _feature_cells(self, cell: Cell) -> list[Cell]:
@@ -124,6 +126,7 @@ class Engine:
             out = m.restore(x)[0].permute(1, 0, 2, 3).float()
             core = slice(rc.start - window.start, rc.stop - window.start)
             got = (l_in[core], out[core])
+            self.runs["restore"] += 1
         else:
             l_in = self._to_l([raw[i] for i in rc.frames])
             got = (l_in, l_in)
@@ -147,6 +150,7 @@ class Engine:
             m = self.models
             refs = torch.from_numpy(self.ref_canvases[key]).to(m.device, m.dtype)
             enc = m.colorize.encode_refs(refs.unsqueeze(0))
+            self.runs["refs"] += 1
             self.encoded.put(key, enc)
         return enc
 
@@ -157,6 +161,7 @@ class Engine:
             _, l_out = self._restored_frames(fc.frames, req, raw)
             x = l_out.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0)
             feats = m.colorize.encode_frames(x, self._ref_encoding(fc.scene))
+            self.runs["encode"] += 1
             self.features.put(fc.start, feats)
         return feats
 
@@ -172,5 +177,6 @@ class Engine:
             skip = torch.cat([feats[s].skip[:, :, k:k + 1] for s, k in pick], dim=2)
             deep = torch.cat([feats[s].deep[:, :, k:k + 1] for s, k in pick], dim=2)
             out = self.models.colorize.decode(FrameFeatures(skip, deep))
+            self.runs["decode"] += 1
             ab = out[0, :, CONTEXT:CONTEXT + len(cell.frames)].permute(1, 0, 2, 3).float()
         return Decoded(cell, l_in, l_out, ab, self.ref_sets[cell.scene] if self.colorize else ())

@@ -23,9 +23,10 @@ def is_full_range(props, family: vs.ColorFamily) -> bool:
 
 
 def mark_full_range(props) -> None:
-    """Mark a frame as full range in both the current and the legacy prop."""
+    """Mark a frame as full range (the legacy `_ColorRange` would contradict it: dropped)."""
     props["_Range"] = 1
-    props["_ColorRange"] = 0
+    if "_ColorRange" in props:
+        del props["_ColorRange"]
 
 
 def check_format(fmt: vs.VideoFormat | None) -> str | None:

@@ -1,0 +1,209 @@
+"""The filter end to end on in-memory clips, with the golden weights at a small size."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+
+import vsremaster
+from vsremaster.model import NetworkC, RESTORE_RADIUS
+from vsremaster.remaster import build
+from clips import frame_bytes, from_arrays, moving_pattern, planes, scene_props
+
+core = vs.core
+H, W = 48, 64
+SMALL = dict(mindim=48, ref_mindim=32, device_index=-1)
+
+
+def red_and_blue_refs(tmp_path, anchors=(None, None)):
+    paths = []
+    import cv2
+    for colour, anchor in zip(((0, 0, 220), (220, 0, 0)), anchors):   # BGR: red, blue
+        img = np.zeros((40, 56, 3), np.uint8)
+        img[:] = colour
+        img[10:30, 10:40] = 255 - np.array(colour, np.uint8)
+        name = f"ref_{anchor:06d}.png" if anchor is not None else f"ref_{colour[0]}x.png"
+        cv2.imwrite(str(tmp_path / name), img)
+        paths.append(tmp_path / name)
+    return paths
+
+
+@pytest.fixture
+def grey(request):
+    return moving_pattern(20, H, W, seed=1)
+
+
+OUT_FORMATS = [
+    (vs.GRAY8, vs.YUV444P8), (vs.GRAY16, vs.YUV444P16), (vs.GRAYS, vs.YUV444PS),
+    (vs.YUV420P8, vs.YUV420P8), (vs.YUV422P10, vs.YUV422P10), (vs.YUV444P16, vs.YUV444P16),
+    (vs.YUV420PS, vs.YUV420PS), (vs.YUV444PH, vs.YUV444PH),
+    (vs.RGB24, vs.RGB24), (vs.RGB48, vs.RGB48), (vs.RGBS, vs.RGBS), (vs.RGBH, vs.RGBH),
+]
+
+
+@pytest.mark.parametrize("fmt,expected", OUT_FORMATS, ids=lambda f: core.get_video_format(f).name)
+def test_every_format_round_trips(golden_weights, grey, fmt, expected):
+    clip = from_arrays(grey[:6], fmt)
+    out = vsremaster.Remaster(clip, weights=golden_weights, chunk=6, **SMALL)
+    assert out.format.id == core.get_video_format(expected).id
+    assert (out.width, out.height, out.num_frames) == (W, H, 6)
+    f = out.get_frame(2)
+    assert all(np.isfinite(p).all() for p in planes(f))
+    if out.format.color_family == vs.YUV:     # colorized: chroma is not flat any more
+        assert max(float(np.std(p)) for p in planes(f)[1:]) > 0
+
+
+@pytest.mark.parametrize("fmt", [vs.GRAY8, vs.YUV420P8, vs.RGB24])
+def test_colorize_false_keeps_colour_family(golden_weights, grey, fmt):
+    clip = from_arrays(grey[:4], fmt)
+    out = vsremaster.Remaster(clip, weights=golden_weights, colorize=False, chunk=4, **SMALL)
+    assert out.format.id == clip.format.id
+
+
+def test_restore_false_colorize_false_is_identity_on_luma(golden_weights, grey):
+    clip = from_arrays(grey[:4], vs.YUV444P16)
+    out = vsremaster.Remaster(clip, weights=golden_weights, restore=False, colorize=False, **SMALL)
+    for n in range(4):
+        a, b = planes(clip.get_frame(n)), planes(out.get_frame(n))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_luma_keeps_full_resolution_detail_where_restoration_changes_nothing(golden_weights):
+    # A frame of fine detail the model size cannot hold: the upscaled change is added
+    # to the full-size input, so the detail survives.
+    frames = moving_pattern(4, 96, 128, seed=3)
+    frames[:, ::2, :] += 0.1
+    clip = from_arrays(np.clip(frames, 0, 1), vs.GRAYS)
+    out = vsremaster.Remaster(clip, weights=golden_weights, colorize=False, mindim=32, device_index=-1)
+    res = planes(out.get_frame(1))[0]
+    rows = res[::2].mean() - res[1::2].mean()
+    assert rows > 0.05
+
+
+def test_frame_alone_equals_linear_render(golden_weights, grey):
+    clip = from_arrays(grey, vs.YUV420P8, per_frame_props=scene_props([11]))
+    linear = vsremaster.Remaster(clip, weights=golden_weights, chunk=4, **SMALL)
+    everything = [b"".join(p.tobytes() for p in planes(f)) for f in linear.frames()]
+    for n in (0, 5, 11, 19, 7):
+        alone = vsremaster.Remaster(clip, weights=golden_weights, chunk=4, **SMALL)
+        assert frame_bytes(alone, n) == everything[n], n
+
+
+def test_linear_render_runs_each_chunk_once(golden_weights, grey):
+    core.num_threads = 4
+    clip = from_arrays(grey, vs.GRAY8)
+    pipe = build(clip, weights=golden_weights, chunk=4, **SMALL)
+    for _ in pipe.clip.frames():
+        pass
+    assert pipe.engine.runs["decode"] == 5
+    assert pipe.engine.runs["encode"] == 5
+    assert pipe.engine.runs["restore"] == len(pipe.engine.restore_grid.cells_covering(range(20)))
+
+
+def test_scene_isolation(golden_weights, grey):
+    cut = {10: {"_SceneChangePrev": 1}}
+    a = from_arrays(grey, vs.GRAY8, per_frame_props=cut)
+    changed = grey.copy()
+    changed[10:] = 1 - changed[10:]
+    b = from_arrays(changed, vs.GRAY8, per_frame_props=cut)
+    out_a = vsremaster.Remaster(a, weights=golden_weights, chunk=8, **SMALL)
+    out_b = vsremaster.Remaster(b, weights=golden_weights, chunk=8, **SMALL)
+    for n in range(10):
+        assert frame_bytes(out_a, n) == frame_bytes(out_b, n), n
+    assert frame_bytes(out_a, 12) != frame_bytes(out_b, 12)
+
+
+def test_scene_detection_when_no_props(golden_weights, grey):
+    changed = grey.copy()
+    changed[8:] = 1 - changed[8:]
+    clip = from_arrays(changed, vs.GRAY8)
+    pipe = build(clip, weights=golden_weights, **SMALL)
+    assert pipe.scenes.starts == [0, 8] and not pipe.scenes.from_props
+    assert pipe.clip.get_frame(9).props["_RemasterScene"] == 1
+    # props win over detection unless sc_threshold is given
+    marked = from_arrays(changed, vs.GRAY8, per_frame_props=scene_props([15]))
+    assert build(marked, weights=golden_weights, **SMALL).scenes.starts == [0, 15]
+    assert build(marked, weights=golden_weights, sc_threshold=0.2, **SMALL).scenes.starts == [0, 8]
+
+
+def test_reference_sets_swap_at_the_cut(golden_weights, grey, tmp_path):
+    paths = red_and_blue_refs(tmp_path, anchors=(3, 14))
+    clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([10]))
+    out = vsremaster.Remaster(clip, refs=str(tmp_path), weights=golden_weights, chunk=4, **SMALL)
+    # VapourSynth hands a one-element array back as a plain int
+    used = [tuple(np.atleast_1d(f.props["_RemasterRefs"])) for f in out.frames()]
+    assert used[:10] == [(0,)] * 10 and used[10:] == [(1,)] * 10
+    assert [f.props["_RemasterScene"] for f in out.frames()] == [0] * 10 + [1] * 10
+
+
+def test_references_change_colours(golden_weights, grey, tmp_path):
+    red, blue = red_and_blue_refs(tmp_path)
+    clip = from_arrays(grey[:6], vs.GRAY8)
+    with_red = vsremaster.Remaster(clip, refs=[red], weights=golden_weights, **SMALL)
+    with_blue = vsremaster.Remaster(clip, refs=[blue], weights=golden_weights, **SMALL)
+    assert frame_bytes(with_red, 2) != frame_bytes(with_blue, 2)
+
+
+def test_synchronised_reference_clip(golden_weights, grey):
+    clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([10]))
+    colours = np.zeros((20, 3, H, W), np.float32)
+    colours[0, 0] = 0.9        # scene 0 starts with a red reference; scene 1's is blank
+    refs = from_arrays(colours, vs.RGB24)
+    pipe = build(clip, refs=refs, weights=golden_weights, **SMALL)
+    assert pipe.bank.synced and pipe.ref_sets == [(0,), ()]
+    assert "_RemasterRefs" not in pipe.clip.get_frame(12).props
+
+
+def test_reference_bank_clip_with_anchor_props(golden_weights, grey):
+    clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([10]))
+    colours = np.random.default_rng(0).random((3, 3, 40, 40)).astype(np.float32)
+    refs = from_arrays(colours, vs.RGB24, per_frame_props={1: {"_RemasterAnchor": 15}})
+    pipe = build(clip, refs=refs, weights=golden_weights, max_refs=2, **SMALL)
+    assert pipe.ref_sets[1][0] == 1           # anchored inside scene 1
+    assert pipe.ref_sets[0][0] == 1           # nearest anchored one for scene 0
+    assert all(len(s) == 2 for s in pipe.ref_sets)
+
+
+def test_props_kept_and_set(golden_weights, grey):
+    clip = from_arrays(grey[:5], vs.YUV420P8, props={"MyProp": 42, "_Transfer": 1})
+    out = vsremaster.Remaster(clip, weights=golden_weights, **SMALL)
+    props = out.get_frame(3).props
+    assert props["MyProp"] == 42 and props["_Transfer"] == 1
+    assert props["_RemasterScene"] == 0 and props["_RemasterModel"] == "golden"
+    assert props["_Matrix"] == 1
+
+
+def test_restoration_in_cells_equals_one_pass_over_the_scene(golden_weights, golden_models, grey):
+    model_r, _ = golden_models
+    clip = from_arrays(grey, vs.GRAYS)
+    pipe = build(clip, weights=golden_weights, colorize=False, chunk=3, mindim=48, device_index=-1)
+    pipe.engine.restore_grid.size = 4          # many small restoration cells
+    got = [planes(f)[0] for f in pipe.clip.frames()]
+    assert pipe.engine.runs["restore"] == 5
+    from vsremaster.frames.source import frame_array
+    small = np.stack([frame_array(f) for f in core.resize.Bicubic(clip, 64, 48).frames()])
+    with torch.no_grad():
+        whole = model_r(torch.from_numpy(small)[None, None])[0, 0].numpy()
+    from vsremaster.color.compose import full_luma
+    for n in range(20):
+        expect = full_luma(torch.from_numpy(grey[n])[None], torch.from_numpy(small[n])[None],
+                           torch.from_numpy(whole[n])[None])[0].numpy()
+        assert np.abs(got[n] - expect).max() < 1e-4, n
+    assert RESTORE_RADIUS == 13
+
+
+def test_chunk_sees_seven_frames_of_edge_replicated_context(golden_weights, golden_models, grey):
+    _, model_c = golden_models
+    clip = from_arrays(grey[:12], vs.GRAYS)
+    pipe = build(clip, weights=golden_weights, restore=False, chunk=4, mindim=48, device_index=-1)
+    for _ in pipe.clip.frames():
+        pass
+    small = np.stack([np.array(f[0]) for f in core.resize.Bicubic(clip, 64, 48).frames()])
+    # the cell [4, 8) is decoded from frames -3..14 with the scene's ends replicated,
+    # the cell [0, 4) from frames -7..10
+    for start, window in ((4, [0] * 3 + list(range(12)) + [11] * 3), (0, [0] * 7 + list(range(11)))):
+        x = torch.from_numpy(small[window])[None, None]
+        with torch.no_grad():
+            ab = model_c(x)[0, :, 7:11].permute(1, 0, 2, 3)
+        assert (pipe.engine.decoded.get(start).ab - ab).abs().max() < 1e-4
