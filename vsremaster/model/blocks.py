@@ -75,7 +75,11 @@ class Attention(nn.Module):
     q = query_conv(source) [C/8], k = key_conv(reference) [C/8],
     v = value_conv(reference) [C]; logits q.k are *not* scaled by 1/sqrt(d) (as released);
     result = gamma * attend(q, k, v) + source.
+    `matmul_softmax = True` switches to the authors' explicit matmul-softmax (memory
+    grows with L*S), for baselines.
     """
+
+    matmul_softmax = False
 
     def __init__(self, cin_src: int, cin_ref: int):
         super().__init__()
@@ -98,8 +102,12 @@ class Attention(nn.Module):
         """
         b, c, t, h, w = source.shape
         q = self.query_conv(source).flatten(2).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype),
-                                             attn_mask=mask, scale=1.0)
+        k, v = k.to(q.dtype), v.to(q.dtype)
+        if self.matmul_softmax:
+            logits = torch.bmm(q, k.transpose(1, 2))
+            out = torch.bmm(torch.softmax(logits if mask is None else logits + mask, -1), v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
         out = out.transpose(1, 2).reshape(b, c, t, h, w)
         return self.gamma * out + source
 
