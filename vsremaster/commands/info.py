@@ -1,0 +1,105 @@
+"""`python -m vsremaster info`: versions, devices and the weights that would be used."""
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+HELP = "print versions, devices and the weights found"
+
+
+def add_arguments(parser) -> None:
+    """`--weights PATH` checks a given file instead of searching."""
+    parser.add_argument("--weights", metavar="PATH",
+                        help="weights file to describe (default: the search order)")
+
+
+def run(args) -> int:
+    """Print the report; 0 even without weights, 1 when the weights found are unusable."""
+    print("versions:")
+    for name, version in versions():
+        print(f"  {name:<11} {version}")
+    print("devices:")
+    for line in devices():
+        print(f"  {line}")
+    return report_weights(args.weights)
+
+
+def versions() -> list[tuple[str, str]]:
+    """(component, version) of vsremaster, Python and the libraries it runs on."""
+    import numpy
+    import torch
+    import vsremaster
+    here = Path(vsremaster.__file__).parent
+    return [("vsremaster", f"{_dist_version('vsremaster')} ({here})"),
+            ("python", f"{platform.python_version()} ({sys.executable})"),
+            ("vapoursynth", _vapoursynth_version()),
+            ("torch", torch.__version__),
+            ("numpy", numpy.__version__)]
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed (running from source)"
+
+
+def _vapoursynth_version() -> str:
+    try:
+        import vapoursynth as vs
+        v = vs.core.core_version
+        return f"R{v.release_major} (core), Python module {vs.__version__}"
+    except Exception as e:  # a broken VapourSynth install should not hide the rest
+        return f"unavailable ({type(e).__name__}: {e})"
+
+
+def devices() -> list[str]:
+    """One line per device: the CPU, then every CUDA device with name and memory."""
+    import os
+    import torch
+    lines = [f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"torch uses {torch.get_num_threads()} threads"]
+    if not torch.cuda.is_available():
+        return lines + ["cuda: none available"]
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        lines.append(f"cuda:{i}: {p.name}, {p.total_memory / 2**30:.1f} GiB")
+    return lines
+
+
+def report_weights(path) -> int:
+    """Describe the weights `find_weights(path)` picks, or why there are none."""
+    from ..model.checkpoint import FORMATS, CheckpointError, load_checkpoint, md5sum
+    from ..weights import AUTHORS_FILENAME, AUTHORS_MD5, WeightsNotFoundError, find_weights
+    print("weights:")
+    try:
+        found = find_weights(path)
+    except WeightsNotFoundError as e:
+        print(_indent(str(e)))
+        return 0
+    try:
+        model_r, model_c = load_checkpoint(found)
+    except CheckpointError as e:
+        print(f"  path:       {found}\n  unusable:   {e}")
+        return 1
+    from ..model.checkpoint import detect_format
+    print(f"  path:       {Path(found).resolve()}")
+    print(f"  format:     {FORMATS[detect_format(found)]}")
+    print(f"  name:       {model_r.name}")
+    print(f"  width:      {model_r.width}")
+    print(f"  parameters: modelR {_count(model_r)}, modelC {_count(model_c)}")
+    if Path(found).name == AUTHORS_FILENAME:
+        ok = md5sum(found) == AUTHORS_MD5
+        print(f"  md5:        {'matches' if ok else 'differs from'} the authors' release")
+    return 0
+
+
+def _count(model) -> str:
+    n = sum(p.numel() for p in model.parameters())
+    return f"{n / 1e6:.2f} M ({n})"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
