@@ -12,6 +12,7 @@ same inputs in the same shapes, so a frame's bytes never depend on request order
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,15 @@ from .models import Models
 
 #: Frames of context each side of a decoded chunk (the model's 15-frame window).
 CONTEXT = 7
+
+
+class OutOfMemory(MemoryError):
+    """Device memory ran out even for a single frame."""
+
+
+def _free_device_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -118,20 +128,42 @@ class Engine:
         got = req.restored.get(rc.start) or self.restored.get(rc.start)
         if got is not None:
             return got
-        m = self.models
         if self.restore:
             window = rc.clipped(RESTORE_RADIUS)
             l_in = self._to_l([raw[i] for i in window])
-            x = l_in.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0)      # [1, 1, T, h, w]
-            out = m.restore(x)[0].permute(1, 0, 2, 3).float()
             core = slice(rc.start - window.start, rc.stop - window.start)
-            got = (l_in[core], out[core])
+            got = (l_in[core], self._restore_core(l_in, window, rc.frames))
             self.runs["restore"] += 1
         else:
             l_in = self._to_l([raw[i] for i in rc.frames])
             got = (l_in, l_in)
         self.restored.put(rc.start, got)
         return got
+
+    def _restore_core(self, l_in: torch.Tensor, window: range, core: range) -> torch.Tensor:
+        """NetworkR output for `core`, from `l_in` [T, 1, h, w] covering `window`.
+
+        Out of device memory, the core is halved, each half with its own context: the
+        same values, since each frame only sees RESTORE_RADIUS frames each side.
+        """
+        sub = range(max(core.start - RESTORE_RADIUS, window.start),
+                    min(core.stop + RESTORE_RADIUS, window.stop))
+        x = l_in[sub.start - window.start:sub.stop - window.start]
+        m = self.models
+        try:
+            out = m.restore(x.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0))
+            return out[0].permute(1, 0, 2, 3).float()[core.start - sub.start:core.stop - sub.start]
+        except torch.OutOfMemoryError:
+            mid = self._split_or_give_up(core)
+        return torch.cat([self._restore_core(l_in, window, range(core.start, mid)),
+                          self._restore_core(l_in, window, range(mid, core.stop))])
+
+    def _split_or_give_up(self, frames: range) -> int:
+        _free_device_memory(self.models.device)
+        if len(frames) <= 1:
+            raise OutOfMemory(f"out of {self.models.device} memory for a single frame; "
+                              "lower mindim, ref_mindim or max_refs, or use another device")
+        return (frames.start + frames.stop) // 2
 
     def _restored_frames(self, frames: range, req: Request, raw) -> tuple[torch.Tensor, torch.Tensor]:
         parts = []
@@ -160,23 +192,45 @@ class Engine:
             m = self.models
             _, l_out = self._restored_frames(fc.frames, req, raw)
             x = l_out.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0)
-            feats = m.colorize.encode_frames(x, self._ref_encoding(fc.scene))
+            feats = self._encode(x, self._ref_encoding(fc.scene))
             self.runs["encode"] += 1
             self.features.put(fc.start, feats)
         return feats
+
+    def _encode(self, x: torch.Tensor, refs: RefEncoding | None) -> FrameFeatures:
+        """Per-frame encoders over x [1, 1, T, h, w]; halves T when out of memory (exact)."""
+        try:
+            return self.models.colorize.encode_frames(x, refs)
+        except torch.OutOfMemoryError:
+            mid = self._split_or_give_up(range(x.shape[2]))
+        a, b = self._encode(x[:, :, :mid], refs), self._encode(x[:, :, mid:], refs)
+        return FrameFeatures(torch.cat([a.skip, b.skip], 2), torch.cat([a.deep, b.deep], 2))
+
+    def _decode_core(self, cell: Cell, feats: dict) -> torch.Tensor:
+        """ab [T, 2, h, w] of `cell`'s frames from CONTEXT frames each side.
+
+        Out of memory, the cell is halved, each half with its own context (the self
+        attention then spans fewer frames: close to, not equal to, the unsplit result).
+        """
+        pick = [(self.grid.cell_of(i).start, i - self.grid.cell_of(i).start)
+                for i in cell.context(CONTEXT)]
+        skip = torch.cat([feats[s].skip[:, :, k:k + 1] for s, k in pick], dim=2)
+        deep = torch.cat([feats[s].deep[:, :, k:k + 1] for s, k in pick], dim=2)
+        try:
+            out = self.models.colorize.decode(FrameFeatures(skip, deep))
+            return out[0, :, CONTEXT:CONTEXT + len(cell.frames)].permute(1, 0, 2, 3).float()
+        except torch.OutOfMemoryError:
+            mid = self._split_or_give_up(cell.frames)
+        del skip, deep
+        return torch.cat([self._decode_core(dataclasses.replace(cell, stop=mid), feats),
+                          self._decode_core(dataclasses.replace(cell, start=mid), feats)])
 
     def _decode(self, req: Request, raw) -> Decoded:
         cell = req.cell
         l_in, l_out = self._restored_frames(cell.frames, req, raw)
         ab = None
         if self.colorize:
-            context = cell.context(CONTEXT)
-            cells = self._feature_cells(cell)
-            feats = {fc.start: self._features(fc, req, raw) for fc in cells}
-            pick = [(self.grid.cell_of(i).start, i - self.grid.cell_of(i).start) for i in context]
-            skip = torch.cat([feats[s].skip[:, :, k:k + 1] for s, k in pick], dim=2)
-            deep = torch.cat([feats[s].deep[:, :, k:k + 1] for s, k in pick], dim=2)
-            out = self.models.colorize.decode(FrameFeatures(skip, deep))
+            feats = {fc.start: self._features(fc, req, raw) for fc in self._feature_cells(cell)}
+            ab = self._decode_core(cell, feats)
             self.runs["decode"] += 1
-            ab = out[0, :, CONTEXT:CONTEXT + len(cell.frames)].permute(1, 0, 2, 3).float()
         return Decoded(cell, l_in, l_out, ab, self.ref_sets[cell.scene] if self.colorize else ())

@@ -30,10 +30,15 @@ def scan_luma(work: vs.VideoNode) -> vs.VideoNode:
 
 
 def frame_array(f: vs.VideoFrame) -> np.ndarray:
-    """A float frame as [H, W] (one plane) or [3, H, W]."""
+    """A float frame as [H, W] (one plane) or [3, H, W].
+
+    NaN reads as 0, +inf as 1 and -inf as 0, so damaged float frames render (documented).
+    """
     if f.format.num_planes == 1:
-        return np.array(f[0], copy=True)
-    return np.stack([np.asarray(f[p]) for p in range(f.format.num_planes)])
+        data = np.array(f[0], copy=True)
+    else:
+        data = np.stack([np.asarray(f[p]) for p in range(f.format.num_planes)])
+    return np.nan_to_num(data, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
 
 
 def frame_at(clip: vs.VideoNode, i: int, n: int) -> vs.VideoNode:
