@@ -68,3 +68,14 @@ def test_lite_width_builds_narrower_networks():
     with torch.no_grad():
         ab = NetworkC(0.25).eval()(torch.rand(1, 1, 2, 32, 32), torch.rand(1, 1, 3, 32, 48))
     assert ab.shape == (1, 2, 2, 32, 32)
+
+
+@pytest.mark.parametrize("heads", [0, 2, 8])
+def test_fused_attention_paths_equal_matmul_softmax(monkeypatch, heads):
+    from vsremaster.model import blocks
+    monkeypatch.setattr(blocks, "CUDA_VALUE_HEADS", heads)
+    torch.manual_seed(1)
+    q, k, v = torch.randn(1, 300, 64), torch.randn(1, 200, 64), torch.randn(1, 200, 512)
+    oracle = torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
+    assert (blocks._fused_attention(q, k, v) - oracle).abs().max() < 1e-4
+    assert (blocks._blocked_attention(q, k, v) - oracle).abs().max() < 1e-4

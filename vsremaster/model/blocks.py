@@ -106,13 +106,53 @@ class Attention(nn.Module):
         if self.matmul_softmax:
             logits = torch.bmm(q, k.transpose(1, 2))
             out = torch.bmm(torch.softmax(logits if mask is None else logits + mask, -1), v)
+        elif q.device.type == "cpu":
+            out = _blocked_attention(q, k, v, mask)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+            out = _fused_attention(q, k, v, mask)
         out = out.transpose(1, 2).reshape(b, c, t, h, w)
         return self.gamma * out + source
 
     def forward(self, source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return self.attend(source, *self.keys_values(reference))
+
+
+#: Query rows per block on the CPU: keeps the logits block near 64 MiB whatever L is.
+_BLOCK_ELEMENTS = 16 << 20
+#: Split v into this many heads sharing q and k on CUDA (0: one head), by measurement.
+CUDA_VALUE_HEADS = 0
+
+
+def _blocked_attention(q, k, v, mask=None):
+    """softmax(q k^T + mask) v, a block of query rows at a time: memory linear in L.
+
+    On the CPU this beats scaled_dot_product_attention, which materialises L x S.
+    """
+    rows = max(1, _BLOCK_ELEMENTS // max(1, k.shape[1]))
+    outs = []
+    for i in range(0, q.shape[1], rows):
+        logits = torch.bmm(q[:, i:i + rows], k.transpose(1, 2))
+        if mask is not None:
+            logits = logits + (mask if mask.shape[-2] == 1 else mask[..., i:i + rows, :])
+        outs.append(torch.bmm(torch.softmax(logits, -1), v))
+    return torch.cat(outs, 1)
+
+
+def _fused_attention(q, k, v, mask=None):
+    """scaled_dot_product_attention with scale 1.0 (as released), optionally in heads."""
+    heads = CUDA_VALUE_HEADS
+    if mask is not None:
+        mask = mask.unsqueeze(1)
+    if not heads:
+        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None],
+                                              attn_mask=mask, scale=1.0)[:, 0]
+    b, s, c = v.shape
+    d = c // heads
+    q4 = F.pad(q[:, None].expand(b, heads, -1, -1), (0, d - q.shape[-1]))
+    k4 = F.pad(k[:, None].expand(b, heads, -1, -1), (0, d - k.shape[-1]))
+    out = F.scaled_dot_product_attention(q4, k4, v.view(b, s, heads, d).transpose(1, 2),
+                                         attn_mask=mask, scale=1.0)
+    return out.transpose(1, 2).reshape(b, -1, c)
 
 
 def attention_reference(module: Attention, source: torch.Tensor,
