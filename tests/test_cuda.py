@@ -1,0 +1,60 @@
+"""CUDA correctness (runs where a GPU is present; CI machines have none)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import vapoursynth as vs
+
+from vsremaster.remaster import build
+from clips import from_arrays, moving_pattern, planes
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture
+def exact_fp32():
+    # TF32 would trade float32 exactness for speed; the golden check needs float32
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@cuda
+def test_golden_outputs_on_cuda_float32(golden_models, golden_case, exact_fp32):
+    model_r, model_c = (m.to("cuda") for m in golden_models)
+    try:
+        with torch.no_grad():
+            r = model_r(golden_case["input_l"].cuda()).cpu()
+            ab = model_c(golden_case["restored_l"].cuda(), golden_case["refs"].cuda()).cpu()
+    finally:
+        model_r.cpu(), model_c.cpu()
+    assert (r - golden_case["restored_l"]).abs().max() < 1e-4
+    assert (ab - golden_case["ab_refs"]).abs().max() < 1e-4
+
+
+@cuda
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-2), (torch.bfloat16, 5e-2)])
+def test_half_precision_close_to_float32(golden_models, golden_case, dtype, tol):
+    _, model_c = golden_models
+    half = type(model_c)().to("cuda", dtype).eval()
+    half.load_state_dict(model_c.state_dict())
+    with torch.no_grad():
+        ab = half(golden_case["restored_l"].cuda().to(dtype), golden_case["refs"].cuda().to(dtype))
+    assert (ab.float().cpu() - golden_case["ab_refs"]).abs().max() < tol
+
+
+@cuda
+def test_filter_on_cuda_matches_cpu(golden_weights):
+    grey = moving_pattern(12, 64, 96, seed=2)
+    clip = from_arrays(grey, vs.YUV444P16)
+    on_gpu = build(clip, weights=golden_weights, mindim=64, chunk=4, device_index=0, fp16=False)
+    on_cpu = build(clip, weights=golden_weights, mindim=64, chunk=4, device_index=-1)
+    assert on_gpu.engine.models.device.type == "cuda"
+    for n in (0, 5, 11):
+        a, b = planes(on_gpu.clip.get_frame(n)), planes(on_cpu.clip.get_frame(n))
+        assert max(np.abs(x.astype(float) - y).max() for x, y in zip(a, b)) <= 2 * 257
+    half = build(clip, weights=golden_weights, mindim=64, chunk=4, device_index=0)
+    assert half.engine.models.dtype == torch.float16
+    assert all(np.isfinite(p).all() for p in planes(half.clip.get_frame(3)))
