@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# ../shared beside the checkout; VSREMASTER_SHARED points elsewhere (e.g. on a GPU box)
+SHARED = Path(os.environ.get("VSREMASTER_SHARED", ROOT.parent / "shared"))
 GOLDEN = SHARED / "golden"
 SAMPLES = SHARED / "samples"
 FILM = SAMPLES / "a-bomb" / "a-bomb_blast_effects_part.mp4"

@@ -119,8 +119,10 @@ class Attention(nn.Module):
 
 #: Query rows per block on the CPU: keeps the logits block near 64 MiB whatever L is.
 _BLOCK_ELEMENTS = 16 << 20
-#: Split v into this many heads sharing q and k on CUDA (0: one head), by measurement.
-CUDA_VALUE_HEADS = 0
+#: Split v into this many heads sharing q and k on CUDA (0: one head). Measured on an
+#: H100 (benchmarks/attention_backends.py, 99k positions, fp16): one 512-wide head
+#: 135 ms, 8x64 48 ms, 4x128 34 ms, 2x256 29 ms (flash kernels need head sizes <= 256).
+CUDA_VALUE_HEADS = 2
 
 
 def _blocked_attention(q, k, v, mask=None):
