@@ -90,8 +90,9 @@ class Attention(nn.Module):
 
     def keys_values(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Project a reference [B, C, T, H, W] to keys [B, S, C/8] and values [B, S, C]."""
-        k = self.key_conv(reference).flatten(2).transpose(1, 2)
-        v = self.value_conv(reference).flatten(2).transpose(1, 2)
+        # contiguous [B, S, E]: fused attention kernels need unit stride in the last dim
+        k = self.key_conv(reference).flatten(2).transpose(1, 2).contiguous()
+        v = self.value_conv(reference).flatten(2).transpose(1, 2).contiguous()
         return k, v
 
     def attend(self, source: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -101,7 +102,7 @@ class Attention(nn.Module):
         `mask` is an optional additive bias on the logits, broadcastable to [B, L, S].
         """
         b, c, t, h, w = source.shape
-        q = self.query_conv(source).flatten(2).transpose(1, 2)
+        q = self.query_conv(source).flatten(2).transpose(1, 2).contiguous()
         k, v = k.to(q.dtype), v.to(q.dtype)
         if self.matmul_softmax:
             logits = torch.bmm(q, k.transpose(1, 2))
