@@ -1,0 +1,130 @@
+"""The benchmark: the command's output, and the baseline's faithfulness to the authors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, golden_state_dicts
+from vsremaster.bench import baseline, naive
+from vsremaster.bench.run import baseline_attention, make_inputs
+from vsremaster.model import Attention, NetworkC, NetworkR
+from vsremaster.model.checkpoint import save_checkpoint
+
+LITE = 0.25
+KEYS = {"ours_fps", "baseline_fps", "naive_fps", "speedup", "naive_speedup", "peak_rss_mb",
+        "peak_vram_mb", "device", "width", "height", "refs", "frames", "precision"}
+
+
+@pytest.fixture(scope="module")
+def lite_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "lite.safetensors"
+    return save_checkpoint(path, *golden_state_dicts(LITE), name="lite", width=str(LITE))
+
+
+@pytest.fixture(scope="module")
+def lite_models():
+    state_r, state_c = golden_state_dicts(LITE)
+    model_r, model_c = NetworkR(LITE), NetworkC(LITE)
+    model_r.load_state_dict(state_r)
+    model_c.load_state_dict(state_c)
+    return model_r.eval(), model_c.eval()
+
+
+def _bench(*args):
+    done = subprocess.run([sys.executable, "-m", "vsremaster", "bench", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    return lines, json.loads(lines[-1])
+
+
+def test_bench_command_prints_table_then_json(lite_weights):
+    lines, result = _bench("--width", "64", "--height", "48", "--frames", "6", "--refs", "2",
+                           "--ref-size", "32", "--naive-frames", "2", "--weights",
+                           str(lite_weights))
+    assert KEYS <= set(result)
+    assert any(line.startswith("ours ") for line in lines[:-1])
+    assert any(line.startswith("baseline ") for line in lines[:-1])
+    assert (result["width"], result["height"], result["refs"], result["frames"]) == (64, 48, 2, 6)
+    for name in ("ours", "baseline", "naive"):
+        assert result[f"{name}_fps"] > 0
+    assert result["speedup"] == pytest.approx(result["ours_fps"] / result["baseline_fps"], rel=1e-2)
+    assert result["ours_output_shape"] == result["baseline_output_shape"] == [6, 48, 64, 3]
+    assert result["naive_output_shape"] == [2, 48, 64, 3]
+    assert result["ours_info"]["runs"]["refs"] == 1
+    assert result["baseline_info"]["blocks"] == result["baseline_info"]["ref_encodings"] == 2
+    assert result["baseline_info"]["split_calls"]["refs"] == 2     # re-encoded per block
+    assert result["naive_info"]["split_calls"]["restore"] == 2     # one window per frame
+    assert result["compared_frames"] == 2 and result["ab_mad_ours_naive"] >= 0
+    assert result["peak_vram_mb"] is None and result["peak_rss_mb"] > 0
+
+
+def test_bench_rejects_unknown_method():
+    done = subprocess.run([sys.executable, "-m", "vsremaster", "bench", "--methods", "fast"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "unknown" in done.stderr
+
+
+def test_baseline_is_networkc_on_five_frame_blocks(lite_models, tmp_path):
+    model_r, model_c = lite_models
+    inputs = make_inputs(64, 48, 12, 3, 32, tmp_path)
+    got = {}
+    counts = baseline.run(model_r, model_c, inputs.frames, inputs.canvas, device="cpu",
+                          sink=lambda i, l, ab, bgr: got.setdefault(i, (l, ab, bgr)))
+    assert counts == {"blocks": 3, "ref_encodings": 3}
+    assert sorted(got) == list(range(12))
+    assert Attention.matmul_softmax is False                      # switched back afterwards
+    refs = torch.from_numpy(inputs.canvas)[None]
+    with torch.no_grad():
+        for blk in (range(0, 5), range(5, 10), range(10, 12)):    # the authors' blocks
+            x = torch.from_numpy(inputs.frames[blk.start:blk.stop])[None, None]
+            l = model_r(x)
+            ab = model_c(l, refs)                                  # references encoded per block
+            for k, i in enumerate(blk):
+                np.testing.assert_allclose(got[i][0], l[0, 0, k].numpy(), atol=1e-6)
+                np.testing.assert_allclose(got[i][1], ab[0, :, k].numpy(), atol=1e-5)
+    l, ab, bgr = got[3]
+    assert bgr.shape == (48, 64, 3) and bgr.dtype == np.float32
+    np.testing.assert_allclose(bgr, baseline.lab_to_bgr(l, ab))
+
+
+def test_naive_keeps_the_middle_of_a_centred_window(lite_models, tmp_path):
+    model_r, model_c = lite_models
+    inputs = make_inputs(64, 48, 9, 2, 32, tmp_path)
+    assert naive.window(0, 9) == [0] * 8 + list(range(1, 8))
+    assert naive.window(8, 9) == list(range(1, 8)) + [8] * 8
+    got = {}
+    naive.run(model_r, model_c, inputs.frames, inputs.canvas, device="cpu", only=[4],
+              sink=lambda n, l, ab, rgb: got.setdefault(n, ab))
+    with torch.inference_mode():
+        x = torch.from_numpy(inputs.frames[naive.window(4, 9)])[None, None]
+        ab = model_c(model_r(x), torch.from_numpy(inputs.canvas)[None])
+    np.testing.assert_allclose(got[4], ab[0, :, 7].numpy(), atol=1e-5)
+
+
+def test_baseline_attention_memory_grows_past_a_gpu():
+    small = baseline_attention(224, 160, 6, 256, 352)
+    big = baseline_attention(1920, 1072, 6, 256, 448)
+    # selfattn2 at 1/8 over a 5-frame block: (5 * 134 * 240)^2 float32 values.
+    assert big["elements"]["selfattn2"] == (5 * 134 * 240) ** 2
+    assert big["peak_bytes"] == 2 * 4 * (5 * 134 * 240) ** 2 > 80 << 30
+    assert small["peak_bytes"] < 1 << 30
+
+
+def test_sweep_on_cpu_reports_analytic_rows(lite_weights):
+    lines, result = _bench("--sweep", "--width", "64", "--height", "48", "--frames", "5",
+                           "--refs", "2", "--ref-size", "32", "--weights", str(lite_weights))
+    assert result["mode"] == "sweep"
+    names = [row["name"] for row in result["rows"]]
+    assert names == ["bench", "360p", "480p", "720p", "1080p"]
+    bench_row, *video = result["rows"]
+    assert bench_row["measured"] and bench_row["ours_peak_rss_mb"] > 0
+    assert bench_row["baseline_peak_rss_mb"] > 0
+    assert not any(row["measured"] for row in video)
+    assert video[-1]["baseline_attn_fits_1080Ti-11GB"] is False
+    assert video[-1]["baseline_attn_peak_gb"] > video[0]["baseline_attn_peak_gb"]

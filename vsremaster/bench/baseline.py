@@ -1,0 +1,83 @@
+"""The authors' way of running DeepRemaster, reimplemented for the benchmark.
+
+What their inference script does, minus the disk I/O:
+- consecutive blocks of `BLOCK` (5) frames, no overlap: a frame sees only the frames
+  of its own block (those at block edges get almost no temporal context);
+- NetworkR, then NetworkC called with the reference *images* for every block, so both
+  reference encoders run again for every block;
+- the authors' explicit matmul-softmax attention (memory grows with L*S);
+- float32 throughout;
+- colour conversion per frame on the CPU with OpenCV: the decoded BGR frame to grey
+  (used directly as L, as their script does for black-and-white input), and the output
+  L + ab back to BGR. (Their script converts with scikit-image, which is slower than
+  `cv2.cvtColor`: this baseline is, if anything, generous to the authors.)
+Frames are uploaded per block and results downloaded per frame, as in their script.
+The frames must already be at model size (both sides multiples of 16).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+
+from ..model import Attention, NetworkC, NetworkR
+
+BLOCK = 5
+
+#: sink(i, l [H, W], ab [2, H, W] (model units, in [0, 1]), bgr [H, W, 3] in [0, 1])
+Sink = Callable[[int, np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def blocks(num_frames: int, block: int = BLOCK) -> list[range]:
+    """The authors' consecutive, non-overlapping blocks (the last one may be shorter)."""
+    return [range(s, min(s + block, num_frames)) for s in range(0, num_frames, block)]
+
+
+def grey_to_l(frame: np.ndarray) -> np.ndarray:
+    """One grey frame [H, W] in [0, 1] -> model L, the authors' way: the decoder's BGR
+    frame converted to grey with OpenCV and used directly as L."""
+    bgr = cv2.merge([frame, frame, frame])
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+
+
+def lab_to_bgr(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """Model L [H, W] and model ab [2, H, W] -> BGR [H, W, 3] in [0, 1] (OpenCV, float32)."""
+    lab = np.empty(l.shape + (3,), np.float32)
+    lab[..., 0] = l * 100.0
+    lab[..., 1:] = np.clip(ab.transpose(1, 2, 0) * 255.0 - 128.0, -100.0, 100.0)
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2BGR), 0.0, 1.0)
+
+
+def run(model_r: NetworkR, model_c: NetworkC, frames: np.ndarray, refs: np.ndarray | None,
+        *, device: torch.device, sink: Sink | None = None, block: int = BLOCK) -> dict:
+    """Remaster grey frames [N, H, W] (float32, [0, 1], model size) the authors' way.
+
+    refs: the reference canvas, float32 RGB [R, 3, Hr, Wr] in [0, 1], or None.
+    The models must be float32 and in eval mode. Returns counts of the work done.
+    """
+    device = torch.device(device)
+    previous = Attention.matmul_softmax
+    Attention.matmul_softmax = True
+    counts = {"blocks": 0, "ref_encodings": 0}
+    try:
+        # The reference images go to the device once; NetworkC encodes them per call.
+        ref_t = None if refs is None else torch.from_numpy(np.ascontiguousarray(refs))[None].to(device)
+        with torch.no_grad():
+            for blk in blocks(len(frames), block):
+                ls = np.stack([grey_to_l(frames[i]) for i in blk])
+                x = torch.from_numpy(ls)[None, None].to(device)            # [1, 1, T, H, W]
+                out_l = model_r(x)
+                out_ab = model_c(out_l, ref_t)
+                counts["blocks"] += 1
+                counts["ref_encodings"] += ref_t is not None
+                for k, i in enumerate(blk):
+                    l = out_l[0, 0, k].cpu().numpy()
+                    ab = out_ab[0, :, k].cpu().numpy()
+                    bgr = lab_to_bgr(l, ab)
+                    if sink is not None:
+                        sink(i, l, ab, bgr)
+    finally:
+        Attention.matmul_softmax = previous
+    return counts

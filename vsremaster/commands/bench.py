@@ -1,0 +1,81 @@
+"""`python -m vsremaster bench`: ours vs. the authors' way vs. the naive 15-frame window."""
+from __future__ import annotations
+
+import sys
+
+HELP = "benchmark the filter against the authors' approach and the naive 15-frame window"
+
+
+def _size(text: str) -> int:
+    value = int(text)
+    if value < 32:
+        raise ValueError
+    return value
+
+
+def add_arguments(parser) -> None:
+    from ..bench.run import METHODS, PRECISIONS
+    parser.add_argument("--width", type=_size, default=224, help="frame width (rounded down to 16; default 224)")
+    parser.add_argument("--height", type=_size, default=160, help="frame height (rounded down to 16; default 160)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames (default 30; --sweep: 64 on CUDA, 10 on a CPU)")
+    parser.add_argument("--refs", type=int, default=6, help="reference images (default 6; 0: none)")
+    parser.add_argument("--ref-size", type=_size, default=256,
+                        help="short edge of the references in px (default 256)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="ours (and naive): auto = the filter's default (fp32 on CPU); "
+                             "the baseline is always fp32")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="weights file (default: generated golden weights, full size)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="comma-separated subset of ours,baseline,naive (default all)")
+    parser.add_argument("--naive-frames", type=int, default=None, metavar="K",
+                        help="time the naive method on K evenly spaced output frames only "
+                             "(each costs the same; default all)")
+    parser.add_argument("--warmup", choices=("auto", "small", "full", "none"), default="auto",
+                        help="untimed warm-up run per method: small (64x48), full (the "
+                             "measured size) or none (default: small on CPU, full on CUDA)")
+    parser.add_argument("--split", action="store_true",
+                        help="time ours' network calls on CUDA too (synchronises; always on CPU)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic input")
+    parser.add_argument("--sweep", action="store_true",
+                        help="resolution sweep 360p-1080p: ours' peak memory vs. the baseline's "
+                             "attention memory")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ..bench.run import METHODS, Config, main, parse_device
+    try:
+        device = parse_device(args.device)
+    except (ValueError, RuntimeError) as e:
+        print(f"bench: --device: {e}", file=sys.stderr)
+        return 2
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        print(f"bench: --methods: unknown {bad or 'empty'}; choose from {','.join(METHODS)}",
+              file=sys.stderr)
+        return 2
+    if args.precision in ("fp16", "bf16") and device.type != "cuda":
+        print(f"bench: --precision {args.precision} needs a CUDA device (the filter runs fp32 "
+              "on a CPU)", file=sys.stderr)
+        return 2
+    if args.refs < 0 or (args.frames is not None and args.frames < 1):
+        print("bench: --refs must be >= 0 and --frames >= 1", file=sys.stderr)
+        return 2
+    if args.weights and not Path(args.weights).is_file():
+        print(f"bench: --weights: {args.weights} is not a file", file=sys.stderr)
+        return 2
+    cfg = Config(width=args.width, height=args.height, frames=args.frames or 30,
+                 refs=args.refs, ref_size=args.ref_size, device=device,
+                 precision=args.precision, weights=args.weights, methods=methods,
+                 naive_frames=args.naive_frames, warmup=args.warmup, split=args.split,
+                 seed=args.seed)
+    try:
+        return main(cfg, do_sweep=args.sweep, sweep_frames=args.frames)
+    except ValueError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
