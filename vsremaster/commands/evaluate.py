@@ -1,0 +1,97 @@
+"""`python -m vsremaster evaluate CLIP [CLIP ...]`: the paper's protocol on colour clips.
+
+Prints a table (remaster, deteriorated input, Reinhard transfer per clip), optionally the
+reference-behaviour suite, and one JSON line last with the mean figures.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+HELP = "score weights with the paper's protocol (grey + deteriorated clips, baselines)"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("clips", nargs="+", metavar="CLIP", help="colour video files (any cv2 can read)")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="weights file (default: the search order of vsremaster.weights)")
+    parser.add_argument("--refs-every", type=int, default=None, metavar="N",
+                        help="references = every N-th frame (default: the first frame only)")
+    parser.add_argument("--frames", type=int, default=90, metavar="N",
+                        help="frames read from each clip (default 90)")
+    parser.add_argument("--mindim", type=int, default=320,
+                        help="short edge of the processing size (default 320)")
+    parser.add_argument("--chunk", type=int, default=5, help="frames per network call (default 5)")
+    parser.add_argument("--suite", choices=["references"], default=None,
+                        help="also run the reference-behaviour suite on each clip")
+    parser.add_argument("--suite-frames", type=int, default=5, metavar="N",
+                        help="frames per clip in the suite (default 5)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def _weights_path(given):
+    if given:
+        return given
+    try:
+        from ..weights import find_weights
+    except ImportError:
+        raise SystemExit("evaluate: no weights given: use --weights PATH") from None
+    return find_weights()
+
+
+def _json_safe(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else (1e9 if v > 0 else -1e9)
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+def run(args) -> int:
+    import torch
+
+    from ..evaluation.protocol import EvalConfig, evaluate_clip, summarise, table
+    from ..model.checkpoint import CheckpointError, load_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        path = _weights_path(args.weights)
+        model_r, model_c = load_checkpoint(path, device=device)
+    except (CheckpointError, FileNotFoundError) as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 2
+    cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, mindim=args.mindim,
+                     chunk=args.chunk, device=device)
+    t0 = time.time()
+    results = []
+    for clip in args.clips:
+        try:
+            results.append(evaluate_clip(clip, model_r, model_c, cfg))
+        except OSError as e:
+            print(f"evaluate: {e}", file=sys.stderr)
+            return 2
+    mean = summarise(results)
+    print(f"weights: {path}")
+    print(table(results, mean))
+    record = {**mean, "weights": str(path), "clips": results,
+              "refs_every": args.refs_every, "mindim": args.mindim, "frames": args.frames,
+              "seconds": round(time.time() - t0, 1)}
+    if args.suite == "references":
+        from ..evaluation.suites import run_suite, suite_table
+        from ..training.data import read_video
+        suite = {}
+        for clip in args.clips:
+            frames = read_video(clip, args.suite_frames)
+            suite[clip] = run_suite(frames, model_r, model_c, args.mindim, args.chunk, device)
+            print(f"\nreference suite: {clip}")
+            print(suite_table(suite[clip]))
+        record["suite"] = suite
+    print(json.dumps(_json_safe(record)))
+    return 0

@@ -1,0 +1,186 @@
+"""The paper's evaluation protocol (Sec. 5.1) with its baselines, on any colour clip.
+
+1. Read the clip's first `frames` frames (cv2) and resize them so the short edge is
+   `mindim` (320) px, both sides rounded down to multiples of 16: this is the ground truth.
+2. Make them grey (model L = L*/100) and deteriorate them with the fixed evaluation
+   settings (`deterioration.EVALUATION`, seeded).
+3. Remaster: the restoration network, then the colorization network, on consecutive
+   chunks of 5 frames, with references = the first frame (default) or every N-th frame
+   (`refs_every`), placed on a 256-short-edge canvas as the official script does.
+4. Score PSNR on L (restoration), on ab (colorization; model ab units in [0, 1]), on all
+   channels (sRGB in [0, 1]), and mean CIEDE2000, against two baselines in the same run:
+   - `input`: the deteriorated grey clip as it is (neutral ab);
+   - `transfer`: Reinhard et al. 2001 global colour transfer from the references onto the
+     deteriorated grey clip (per-channel mean/std matching, in CIELAB rather than the
+     paper's l-alpha-beta; on a grey frame a*b* have no spread, so it paints the
+     references' mean colour, and L* gets the references' mean and contrast).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from kornia.color import rgb_to_lab
+
+from ..color.lab import model_to_ab, model_to_rgb, rgb_to_model
+from ..training.data import read_video
+from ..training.deterioration import EVALUATION, EVALUATION_SEED, Deteriorator, Settings, make_bank
+from .metrics import mean_ciede2000, psnr
+
+REF_SHORT_EDGE = 256
+NEUTRAL_AB = 128.0 / 255.0
+
+
+@dataclass
+class EvalConfig:
+    frames: int = 90
+    refs_every: int | None = None       # None: the first frame only
+    mindim: int = 320
+    chunk: int = 5
+    device: str = "cpu"
+    seed: int = EVALUATION_SEED
+    settings: Settings = field(default_factory=lambda: EVALUATION)
+
+
+def processing_size(h: int, w: int, mindim: int = 320) -> tuple[int, int]:
+    """(H, W) with the short edge scaled to `mindim`, both rounded down to multiples of 16."""
+    s = mindim / min(h, w)
+    return max(16, int(h * s) // 16 * 16), max(16, int(w * s) // 16 * 16)
+
+
+def reference_canvas(refs: list[np.ndarray], short_edge: int = REF_SHORT_EDGE) -> torch.Tensor:
+    """Float RGB references [H, W, 3] in [0, 1] -> [N, 3, Hr, Wr] on one black canvas.
+
+    The canvas's short edge is `short_edge` and its aspect the references' mean aspect,
+    sides rounded down to multiples of 16; each reference is scaled to fit and centred.
+    """
+    aspect = float(np.mean([r.shape[1] / r.shape[0] for r in refs]))
+    if aspect >= 1:
+        ch, cw = short_edge, int(short_edge * aspect) // 16 * 16
+    else:
+        ch, cw = int(short_edge / aspect) // 16 * 16, short_edge
+    out = np.zeros((len(refs), ch, cw, 3), np.float32)
+    for i, r in enumerate(refs):
+        s = min(ch / r.shape[0], cw / r.shape[1])
+        h, w = max(1, int(r.shape[0] * s)), max(1, int(r.shape[1] * s))
+        img = cv2.resize(r.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        y, x = (ch - h) // 2, (cw - w) // 2
+        out[i, y:y + h, x:x + w] = img
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def to_tensor(frames: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """uint8 RGB [T, H, W, 3] -> float [T, 3, H', W'] in [0, 1], resized to `size` (H', W')."""
+    if size is not None:
+        frames = np.stack([cv2.resize(f, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                           for f in frames])
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)
+
+
+@torch.no_grad()
+def remaster(model_r, model_c, grey: torch.Tensor, refs: torch.Tensor | None,
+             chunk: int = 5, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the networks directly: grey L [T, 1, H, W] -> (restored L [T, 1, H, W], ab [T, 2, H, W]).
+
+    Consecutive chunks of `chunk` frames, no overlap; references [N, 3, Hr, Wr] encoded once.
+    """
+    model_r.eval()
+    model_c.eval()
+    enc = model_c.encode_refs(refs[None].to(device)) if refs is not None else None
+    ls, abs_ = [], []
+    for s in range(0, grey.shape[0], chunk):
+        x = grey[s:s + chunk].transpose(0, 1)[None].to(device)       # [1, 1, t, H, W]
+        restored = model_r(x)
+        ab = model_c(restored, enc)
+        ls.append(restored[0].transpose(0, 1).float().cpu())
+        abs_.append(ab[0].transpose(0, 1).float().cpu())
+    return torch.cat(ls), torch.cat(abs_)
+
+
+def reinhard_transfer(grey: torch.Tensor, refs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reinhard et al. 2001 global colour transfer (in CIELAB) from `refs` onto grey L.
+
+    grey: model L [T, 1, H, W]; refs: float RGB [H, W, 3]. Returns model (L, ab).
+    """
+    lab = torch.cat([rgb_to_lab(torch.from_numpy(r).permute(2, 0, 1).float()).flatten(1)
+                     for r in refs], dim=1)                          # [3, P]
+    mu, sd = lab.mean(1), lab.std(1)
+    src = grey * 100.0
+    src_mu = src.mean(dim=(1, 2, 3), keepdim=True)
+    src_sd = src.std(dim=(1, 2, 3), keepdim=True)
+    l_out = torch.where(src_sd > 1e-6, (src - src_mu) * (sd[0] / src_sd.clamp_min(1e-6)) + mu[0],
+                        torch.full_like(src, float(mu[0])))
+    # a*, b* of a grey frame have zero spread: the transfer is the references' mean colour.
+    ab = torch.empty(grey.shape[0], 2, *grey.shape[2:])
+    ab[:, 0], ab[:, 1] = mu[1], mu[2]
+    return (l_out / 100.0).clamp(0, 1), ((ab + 128.0) / 255.0).clamp(0, 1)
+
+
+def score(l_pred: torch.Tensor, ab_pred: torch.Tensor, rgb_true: torch.Tensor,
+          l_true: torch.Tensor, ab_true: torch.Tensor) -> dict:
+    """PSNR on L, ab, RGB and mean CIEDE2000 of one prediction (all [T, C, H, W])."""
+    rgb_pred = model_to_rgb(l_pred, ab_pred)
+    lab_pred = torch.cat([l_pred.clamp(0, 1) * 100.0, model_to_ab(ab_pred)], dim=1)
+    lab_true = rgb_to_lab(rgb_true)
+    return {"psnr_l": psnr(l_pred, l_true), "psnr_ab": psnr(ab_pred, ab_true),
+            "psnr_all": psnr(rgb_pred, rgb_true),
+            "ciede2000": mean_ciede2000(lab_pred, lab_true, dim=1)}
+
+
+def reference_indices(n: int, refs_every: int | None) -> list[int]:
+    return [0] if not refs_every else list(range(0, n, refs_every))
+
+
+def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
+                    deteriorator: Deteriorator | None = None) -> dict:
+    """The protocol on uint8 RGB frames [T, H, W, 3]; returns the metrics of all three."""
+    size = processing_size(*frames.shape[1:3], cfg.mindim)
+    rgb = to_tensor(frames, size)
+    l_true, ab_true = rgb_to_model(rgb)
+    det = deteriorator or Deteriorator(make_bank(seed=cfg.seed))
+    grey = torch.from_numpy(det.deteriorate(l_true[:, 0].numpy(), np.random.default_rng(cfg.seed),
+                                            cfg.settings))[:, None]
+    ref_frames = [frames[i].astype(np.float32) / 255.0
+                  for i in reference_indices(len(frames), cfg.refs_every)]
+    refs = reference_canvas(ref_frames)
+    l_pred, ab_pred = remaster(model_r, model_c, grey, refs, cfg.chunk, cfg.device)
+    res = score(l_pred, ab_pred, rgb, l_true, ab_true)
+    base = score(grey, torch.full_like(ab_true, NEUTRAL_AB), rgb, l_true, ab_true)
+    tl, tab = reinhard_transfer(grey, ref_frames)
+    trans = score(tl, tab, rgb, l_true, ab_true)
+    res.update({f"input_{k}": v for k, v in base.items()})
+    res.update({f"transfer_{k}": v for k, v in trans.items()})
+    res.update(frames=int(len(frames)), height=size[0], width=size[1], refs=len(ref_frames))
+    return res
+
+
+def evaluate_clip(path, model_r, model_c, cfg: EvalConfig) -> dict:
+    frames = read_video(path, cfg.frames)
+    res = evaluate_frames(frames, model_r, model_c, cfg)
+    res["clip"] = Path(path).name
+    return res
+
+
+METRIC_KEYS = ("psnr_l", "input_psnr_l", "transfer_psnr_l", "psnr_ab", "input_psnr_ab",
+               "transfer_psnr_ab", "psnr_all", "input_psnr_all", "transfer_psnr_all",
+               "ciede2000", "input_ciede2000", "transfer_ciede2000")
+
+
+def summarise(results: list[dict]) -> dict:
+    """Mean of every metric over clips (a clip with infinite PSNR keeps the mean infinite)."""
+    return {k: float(np.mean([r[k] for r in results])) for k in METRIC_KEYS}
+
+
+def table(results: list[dict], mean: dict | None = None) -> str:
+    """A plain-text table: one row per clip and method (ours, input, transfer)."""
+    head = f"{'clip':<26} {'method':<9} {'PSNR L':>7} {'PSNR ab':>8} {'PSNR all':>9} {'dE00':>6}"
+    lines = [head, "-" * len(head)]
+    rows = [(r["clip"], r) for r in results] + ([("mean", mean)] if mean and len(results) > 1 else [])
+    for name, r in rows:
+        for method, p in (("remaster", ""), ("input", "input_"), ("transfer", "transfer_")):
+            lines.append(f"{name[:26]:<26} {method:<9} {r[p + 'psnr_l']:>7.2f} "
+                         f"{r[p + 'psnr_ab']:>8.2f} {r[p + 'psnr_all']:>9.2f} {r[p + 'ciede2000']:>6.2f}")
+    return "\n".join(lines)

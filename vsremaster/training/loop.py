@@ -1,0 +1,300 @@
+"""The training loop (the paper's Eq. 3): restoration and colorization trained jointly.
+
+Each step draws a batch of 5-frame clips with 0-6 references (one number per batch),
+degrades the grey clips (Table 3 + the deterioration bank), and minimises
+
+    loss = L1(R(x), L) + beta * L1(C(R(x), refs), ab)
+
+with Adam. Batches are a pure function of (seed, step), so a resumed run draws exactly
+the batches the interrupted one would have. Checkpoints in `out/`:
+
+- `last.safetensors`: both networks (the project's weights format, usable by `Remaster`
+  and `evaluate`), metadata with the step and the width;
+- `state.pt`: optimizer state, step and config (`torch.save`, read with weights_only=True);
+- `best.safetensors`: the weights with the best validation loss so far;
+- `log.jsonl`: training losses and validation figures.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..color.lab import rgb_to_model
+from ..model import NetworkC, NetworkR
+from ..model.checkpoint import read_state_dicts, save_checkpoint
+from .augment import TABLE3, Table3, degrade
+from .data import ClipSampler, Item, load_items
+from .deterioration import EVALUATION, Deteriorator, Settings
+
+SIZES = {"full": 1.0, "lite": 0.25}
+WEIGHTS_FILE = "last.safetensors"
+BEST_FILE = "best.safetensors"
+STATE_FILE = "state.pt"
+LOG_FILE = "log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str = ""
+    out: str = "out"
+    size: str = "lite"
+    width: float | None = None        # overrides `size` (e.g. 0.125 for tests)
+    steps: int = 100_000
+    batch: int = 4
+    crop: tuple[int, int] = (256, 256)
+    frames: int = 5
+    max_refs: int = 6
+    lr: float = 2e-4
+    beta: float = 1.0
+    device: str = "cpu"
+    workers: int = 0
+    seed: int = 0
+    val_every: int = 500
+    val_batches: int = 4
+    save_every: int = 500
+    log_every: int = 10
+    amp: bool = True                  # bf16 autocast on CUDA
+    progress: bool = True
+    max_minutes: float | None = None  # stop (and save) after this much wall time
+    init: str | None = None           # start from these weights (fresh optimizer)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def model_width(self) -> float:
+        return float(self.width if self.width is not None else SIZES[self.size])
+
+
+# --------------------------------------------------------------------------- batches
+
+def to_model(clips: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """RGB clips [B, T, H, W, 3] -> model L [B, 1, T, H, W] and ab [B, 2, T, H, W]."""
+    rgb = torch.from_numpy(np.ascontiguousarray(clips)).permute(0, 1, 4, 2, 3)
+    l, ab = rgb_to_model(rgb)
+    return l.transpose(1, 2).contiguous(), ab.transpose(1, 2).contiguous()
+
+
+class BatchMaker:
+    """Turns sampled clips into network batches: x, l, ab [B, C, T, H, W], refs [B, N, 3, H, W]."""
+
+    def __init__(self, items: list[Item], crop=(256, 256), frames: int = 5,
+                 deteriorator: Deteriorator | None = None):
+        self.sampler = ClipSampler(items, crop, frames)
+        self.deteriorator = deteriorator or Deteriorator()
+
+    def make(self, rng: np.random.Generator, batch: int, n_refs: int,
+             settings: Settings | None = None, t3: Table3 | None = TABLE3) -> dict:
+        pairs = [self.sampler.sample(rng, n_refs) for _ in range(batch)]
+        l, ab = to_model(np.stack([c for c, _ in pairs]))
+        grey = l[:, 0].numpy()
+        x = np.stack([degrade(g, rng, self.deteriorator, settings, t3) for g in grey])
+        refs = torch.from_numpy(np.stack([r for _, r in pairs])).permute(0, 1, 4, 2, 3)
+        return {"x": torch.from_numpy(x)[:, None].contiguous(), "l": l, "ab": ab,
+                "refs": refs.contiguous()}
+
+
+class BatchDataset(torch.utils.data.Dataset):
+    """Batch `i` is a pure function of (seed, i): resuming redraws the same batches."""
+
+    def __init__(self, maker: BatchMaker, batch: int, seed: int, max_refs: int):
+        self.maker, self.batch, self.seed, self.max_refs = maker, batch, seed, max_refs
+
+    def __len__(self) -> int:
+        return 1 << 40
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng([self.seed, int(i)])
+        return self.maker.make(rng, self.batch, int(rng.integers(0, self.max_refs + 1)))
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+# --------------------------------------------------------------------------- models
+
+def build_models(width: float, device="cpu") -> tuple[NetworkR, NetworkC]:
+    return NetworkR(width).to(device), NetworkC(width).to(device)
+
+
+def make_optimizer(model_r, model_c, lr: float) -> torch.optim.Adam:
+    return torch.optim.Adam(list(model_r.parameters()) + list(model_c.parameters()), lr=lr)
+
+
+def forward_losses(model_r, model_c, batch: dict, beta: float, device, amp: bool = False) -> dict:
+    """Run both networks on a batch; return the loss terms (tensors) and outputs."""
+    x, l, ab = (batch[k].to(device, non_blocking=True) for k in ("x", "l", "ab"))
+    refs = batch["refs"]
+    refs = refs.to(device, non_blocking=True) if refs.shape[1] > 0 else None
+    use_amp = amp and torch.device(device).type == "cuda"
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        restored = model_r(x)
+        ab_pred = model_c(restored, refs)
+    restored, ab_pred = restored.float(), ab_pred.float()
+    loss_l = F.l1_loss(restored, l)
+    loss_ab = F.l1_loss(ab_pred, ab)
+    return {"loss": loss_l + beta * loss_ab, "loss_l": loss_l, "loss_ab": loss_ab,
+            "restored": restored, "ab_pred": ab_pred, "x": x, "l": l, "ab": ab, "refs": refs}
+
+
+def train_step(model_r, model_c, opt, batch: dict, beta: float, device, amp=False) -> dict:
+    model_r.train()
+    model_c.train()
+    out = forward_losses(model_r, model_c, batch, beta, device, amp)
+    opt.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    opt.step()
+    return {k: float(out[k].detach()) for k in ("loss", "loss_l", "loss_ab")}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(F.mse_loss(a, b))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def validate(model_r, model_c, batches: list[dict], beta: float, device, amp=False) -> dict:
+    """Mean losses and PSNRs (L, input L, ab, and the reference-mean-colour ab) on fixed batches."""
+    model_r.eval()
+    model_c.eval()
+    acc: dict[str, list[float]] = {}
+    for batch in batches:
+        out = forward_losses(model_r, model_c, batch, beta, device, amp)
+        vals = {"loss": float(out["loss"]), "loss_l": float(out["loss_l"]),
+                "loss_ab": float(out["loss_ab"]),
+                "psnr_l": _psnr(out["restored"], out["l"]),
+                "input_psnr_l": _psnr(out["x"], out["l"]),
+                "psnr_ab": _psnr(out["ab_pred"], out["ab"])}
+        if out["refs"] is not None:
+            b, n = out["refs"].shape[:2]
+            _, ref_ab = rgb_to_model(out["refs"].flatten(0, 1))
+            mean_ab = ref_ab.reshape(b, n, 2, -1).mean(dim=(1, 3))[:, :, None, None, None]
+            vals["refmean_psnr_ab"] = _psnr(mean_ab.expand_as(out["ab"]), out["ab"])
+        for k, v in vals.items():
+            acc.setdefault(k, []).append(v)
+    return {k: float(np.mean(v)) for k, v in acc.items()}
+
+
+def validation_batches(items: list[Item], cfg: TrainConfig, n_refs: int = 1) -> list[dict]:
+    """Fixed held-out batches: evaluation deterioration, one reference, seed-stable."""
+    maker = BatchMaker(items, cfg.crop, cfg.frames)
+    rng = np.random.default_rng([cfg.seed, 7919])
+    return [maker.make(rng, cfg.batch, n_refs, settings=EVALUATION, t3=None)
+            for _ in range(cfg.val_batches)]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+def save_training_state(out: Path, model_r, model_c, opt, step: int, cfg: TrainConfig,
+                        best: float, weights_name: str = WEIGHTS_FILE) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"step": str(step), "width": str(cfg.model_width), "size": cfg.size,
+            "trained_by": "vsremaster.training"}
+    tmp = out / (weights_name + ".tmp")
+    save_checkpoint(tmp, _cpu_state(model_r), _cpu_state(model_c),
+                    name=f"vsremaster-{cfg.size}-step{step}", **meta)
+    os.replace(tmp, out / weights_name)
+    if weights_name != WEIGHTS_FILE:
+        return
+    state = {"step": step, "optimizer": opt.state_dict(), "best": best,
+             "config": {k: (list(v) if isinstance(v, tuple) else v)
+                        for k, v in asdict(cfg).items() if k != "extra"}}
+    torch.save(state, out / (STATE_FILE + ".tmp"))
+    os.replace(out / (STATE_FILE + ".tmp"), out / STATE_FILE)
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def load_training_state(out: Path, model_r, model_c, opt, device="cpu") -> tuple[int, float]:
+    """Restore weights and optimizer from `out`; return (step, best validation loss)."""
+    state_r, state_c, _ = read_state_dicts(out / WEIGHTS_FILE)
+    model_r.load_state_dict(state_r)
+    model_c.load_state_dict(state_c)
+    state = torch.load(out / STATE_FILE, map_location=device, weights_only=True)
+    opt.load_state_dict(state["optimizer"])
+    return int(state["step"]), float(state.get("best", math.inf))
+
+
+# --------------------------------------------------------------------------- the loop
+
+def _log(out: Path, record: dict) -> None:
+    with open(out / LOG_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train(cfg: TrainConfig, resume: bool = False, items: list[Item] | None = None,
+          val_items: list[Item] | None = None) -> dict:
+    """Train until `cfg.steps`; return the last validation figures (or train losses)."""
+    from tqdm import tqdm
+
+    device = torch.device(cfg.device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    items = items if items is not None else load_items(cfg.data_dir, "train")
+    if val_items is None:
+        try:
+            val_items = load_items(cfg.data_dir, "heldout")
+        except FileNotFoundError:
+            val_items = items
+    model_r, model_c = build_models(cfg.model_width, device)
+    opt = make_optimizer(model_r, model_c, cfg.lr)
+    step, best = 0, math.inf
+    if resume and (out / STATE_FILE).exists():
+        step, best = load_training_state(out, model_r, model_c, opt, device)
+    elif cfg.init:
+        state_r, state_c, _ = read_state_dicts(cfg.init)
+        model_r.load_state_dict(state_r)
+        model_c.load_state_dict(state_c)
+    val = validation_batches(val_items, cfg) if cfg.val_every else []
+    dataset = BatchDataset(BatchMaker(items, cfg.crop, cfg.frames), cfg.batch, cfg.seed, cfg.max_refs)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
+        worker_init_fn=_worker_init if cfg.workers else None,
+        pin_memory=device.type == "cuda", persistent_workers=False,
+        # fork after cv2/torch thread pools ran in this process can deadlock the workers
+        multiprocessing_context="spawn" if cfg.workers else None,
+        prefetch_factor=4 if cfg.workers else None)
+    last: dict = {}
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, dynamic_ncols=True,
+               desc=f"train {cfg.size} w={cfg.model_width:g}")
+    ema = None
+    t0 = time.time()
+    for batch in loader:
+        losses = train_step(model_r, model_c, opt, batch, cfg.beta, device, cfg.amp)
+        step += 1
+        ema = losses if ema is None else {k: 0.95 * ema[k] + 0.05 * v for k, v in losses.items()}
+        bar.update(1)
+        bar.set_postfix(loss=f"{ema['loss']:.4f}", l=f"{ema['loss_l']:.4f}", ab=f"{ema['loss_ab']:.4f}")
+        last = dict(losses)
+        if step % cfg.log_every == 0:
+            _log(out, {"step": step, "time": round(time.time() - t0, 1), **losses})
+        if val and cfg.val_every and step % cfg.val_every == 0:
+            last = validate(model_r, model_c, val, cfg.beta, device, cfg.amp)
+            _log(out, {"step": step, "val": last})
+            bar.write(f"step {step}: val " + " ".join(f"{k}={v:.4f}" for k, v in last.items()))
+            if last["loss"] < best:
+                best = last["loss"]
+                save_training_state(out, model_r, model_c, opt, step, cfg, best, BEST_FILE)
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            save_training_state(out, model_r, model_c, opt, step, cfg, best)
+        if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
+            bar.write(f"step {step}: time limit of {cfg.max_minutes:g} min reached")
+            break
+    bar.close()
+    if step % cfg.save_every and step != cfg.steps:
+        save_training_state(out, model_r, model_c, opt, step, cfg, best)
+    return last
