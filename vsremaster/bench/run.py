@@ -295,6 +295,7 @@ class MethodResult:
     name: str
     frames: int = 0                    # output frames produced in the timed run
     seconds: float = 0.0
+    cpu_seconds: float = 0.0           # process CPU time (all threads) in the timed run
     rss_start: int = 0
     rss_peak: int = 0
     vram_peak: int | None = None
@@ -337,6 +338,12 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
+def _cpu_time() -> float:
+    """CPU seconds used by this process so far (user + system, every thread)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -365,10 +372,12 @@ def run_baseline(cfg: Config, inputs: Inputs, small: Inputs, weights: Path, keep
         split = _split_for(cfg, model_r, model_c)
         with PeakMemory(cfg.device) as mem, split:
             t0 = time.perf_counter()
+            c0 = _cpu_time()
             res.info = baseline.run(model_r, model_c, grey, inputs.canvas, device=cfg.device,
                                     sink=sink)
             _sync(cfg.device)
             res.seconds = time.perf_counter() - t0
+            res.cpu_seconds = _cpu_time() - c0
         _record_split(res, split)
         res.frames, res.outputs, res.shape = sink.count, sink.outputs, sink.shape
         res.rss_start, res.rss_peak, res.vram_peak = mem.start, mem.peak, mem.vram
@@ -391,10 +400,12 @@ def run_naive(cfg: Config, inputs: Inputs, small: Inputs, weights: Path, keep: s
         split = _split_for(cfg, model_r, model_c)
         with PeakMemory(cfg.device) as mem, split:
             t0 = time.perf_counter()
+            c0 = _cpu_time()
             res.info = naive.run(model_r, model_c, inputs.frames, inputs.canvas,
                                  device=cfg.device, dtype=dtype, sink=sink, only=only)
             _sync(cfg.device)
             res.seconds = time.perf_counter() - t0
+            res.cpu_seconds = _cpu_time() - c0
         _record_split(res, split)
         res.frames, res.outputs, res.shape = sink.count, sink.outputs, sink.shape
         res.rss_start, res.rss_peak, res.vram_peak = mem.start, mem.peak, mem.vram
@@ -547,6 +558,7 @@ def run_ours(cfg: Config, inputs: Inputs, small: Inputs, weights: Path,
     split = None
     with PeakMemory(cfg.device) as mem:
         t0 = time.perf_counter()
+        c0 = _cpu_time()
         pipe = build(clip, refs=inputs.ref_paths or None, mindim=min(w, h),
                      ref_mindim=inputs.ref_size, **kw)
         want_split = cfg.split or cfg.device.type == "cpu"
@@ -562,6 +574,7 @@ def run_ours(cfg: Config, inputs: Inputs, small: Inputs, weights: Path,
                     matrix = int(f.props.get("_Matrix", 1))
             _sync(cfg.device)
             res.seconds = time.perf_counter() - t0
+            res.cpu_seconds = _cpu_time() - c0
     res.frames = count
     res.rss_start, res.rss_peak, res.vram_peak = mem.start, mem.peak, mem.vram
     res.precision = DTYPE_NAMES.get(pipe.engine.models.dtype, str(pipe.engine.models.dtype))
@@ -680,6 +693,7 @@ def summarise(cfg: Config, results: dict[str, MethodResult], source: str) -> dic
     }
     for name, r in results.items():
         summary[f"{name}_ms_per_frame"] = _r(r.ms_per_frame, 2)
+        summary[f"{name}_cpu_ms_per_frame"] = _r(1000 * r.cpu_seconds / r.frames, 2) if r.frames else None
         summary[f"{name}_peak_rss_mb"] = mb(r.rss_peak)
         summary[f"{name}_rss_growth_mb"] = mb(r.rss_peak - r.rss_start)
         summary[f"{name}_peak_vram_mb"] = mb(r.vram_peak)
@@ -716,13 +730,14 @@ def print_table(cfg: Config, results: dict[str, MethodResult], summary: dict) ->
           f"of {cfg.ref_size} px, {summary['device']}")
     print(f"weights: {summary['weights']}; warm-up: {cfg.warmup_mode} (untimed)")
     print(f"{'method':<9} {'prec':<5} {'frames':>6} {'ms/frame':>10} {'fps':>8} "
-          f"{'peak RSS MB':>12} {'RSS +MB':>9} {'peak VRAM MB':>13}")
+          f"{'CPU ms/frame':>13} {'peak RSS MB':>12} {'RSS +MB':>9} {'peak VRAM MB':>13}")
     for name in METHODS:
         r = results.get(name)
         if r is None:
             continue
         print(f"{name:<9} {r.precision:<5} {r.frames:>6} {_fmt(r.ms_per_frame, '10.1f')} "
-              f"{_fmt(r.fps, '8.3f')} {_fmt(mb(r.rss_peak), '12.1f')} "
+              f"{_fmt(r.fps, '8.3f')} {_fmt(1000 * r.cpu_seconds / r.frames if r.frames else None, '13.1f')} "
+              f"{_fmt(mb(r.rss_peak), '12.1f')} "
               f"{_fmt(mb(r.rss_peak - r.rss_start), '9.1f')} {_fmt(mb(r.vram_peak), '13.1f')}")
     print(f"speedup ours/baseline: {_fmt(summary['speedup'], '.3f')}   "
           f"ours/naive: {_fmt(summary['naive_speedup'], '.3f')}   "
