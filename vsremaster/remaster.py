@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -25,7 +26,7 @@ from .planning import scenes
 from .planning.windows import Grid
 from .references.canvas import place_on_canvas
 from .references.selection import choose_sets
-from .references.sources import RefError, load_bank
+from .references.sources import RefError, check_refs, load_bank
 
 DEFAULT_CHUNK = {"cpu": 24, "cuda": 32}
 #: Bytes of activations per processed frame of NetworkR, per pixel at model size.
@@ -50,33 +51,51 @@ def _pick_device(device_index) -> torch.device:
     if device_index is None:
         return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     if isinstance(device_index, bool) or not isinstance(device_index, Integral):
-        _fail(f"device_index must be None, -1 (CPU) or a CUDA device number, not {device_index!r}")
+        _fail(f"device_index must be None (auto), -1 (CPU) or a CUDA device number, "
+              f"not {device_index!r}")
     if device_index == -1:
         return torch.device("cpu")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if not 0 <= device_index < count:
-        where = f"devices 0-{count - 1}" if count else "no CUDA device here"
-        _fail(f"device_index {device_index} does not exist ({where}; -1 means the CPU)")
+        allowed = f"None (auto), -1 (CPU) or 0-{count - 1}" if count else "None (auto) or -1 (CPU)"
+        where = f"this machine has CUDA devices 0-{count - 1}" if count else \
+            "this machine has no CUDA device, or torch was built without CUDA"
+        _fail(f"device_index {device_index} names a CUDA device that does not exist "
+              f"({where}); allowed: {allowed}")
     return torch.device("cuda", int(device_index))
 
 
 def _pick_dtype(fp16, device: torch.device) -> torch.dtype:
+    if fp16 is not None and not isinstance(fp16, bool):
+        _fail(f"fp16 must be True, False or None (auto), not {fp16!r}")
     if fp16 is None:
         fp16 = device.type == "cuda"
-    if not isinstance(fp16, bool):
-        _fail(f"fp16 must be True, False or None, not {fp16!r}")
     if fp16 and device.type != "cuda":
-        _fail("fp16=True needs a CUDA device (the CPU runs float32)")
+        _fail("fp16=True needs a CUDA device (the CPU runs float32); allowed on the CPU: "
+              "fp16=False or None")
     return torch.float16 if fp16 else torch.float32
 
 
 def _find_weights(weights):
     from .model.checkpoint import CheckpointError
     from .weights import find_weights
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        _fail(f"weights must be a path to a weights file (str or os.PathLike) or None "
+              f"(search the usual places), not {type(weights).__name__}")
     try:
         return find_weights(weights)
     except (CheckpointError, OSError) as e:
         _fail(f"weights: {e}")
+
+
+def _load_models(path, device: torch.device, dtype: torch.dtype):
+    """The shared models for a weights file; any problem with the file is a clear vs.Error."""
+    from .model.checkpoint import CheckpointError
+    try:
+        return shared_models(path, device, dtype)
+    except (CheckpointError, OSError) as e:
+        _fail(f"weights: {e}; allowed: the authors' remasternet.pth.tar or a vsremaster "
+              ".safetensors file")
 
 
 def _restore_cell_size(chunk: int, pw: int, ph: int, device: torch.device) -> int:
@@ -95,8 +114,9 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     """Restore and colorize a black-and-white clip with DeepRemaster.
 
     clip: GRAY, YUV or RGB, 8-16 bit integer or 16/32 bit float, constant format/size.
-    refs: colour references: a clip (same length: synchronised per scene; else a bank),
-        a directory or list of image files, or None.
+    refs: colour references: a clip (same length: synchronised per scene; else a bank;
+        its format and size may vary per frame), a directory or list of image files, or
+        None. Read when the filter is created.
     weights: weights file (default: VSREMASTER_WEIGHTS, user data dir, bundled models/).
     device_index: None = first CUDA device or CPU; -1 = CPU; n = CUDA device n.
     restore / colorize: run the restoration / colorization network.
@@ -104,6 +124,10 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     max_refs: most references per scene. chunk: frames per chunk (context excluded).
     fp16: half precision (default on CUDA). sc_threshold: detect scene changes with this
         threshold instead of reading `_SceneChangePrev`/`_SceneChangeNext`.
+
+    Every argument is checked here, when the script runs, before any frame is rendered;
+    a problem raises vs.Error("Remaster: ...") naming the argument and what is allowed.
+    Float input may hold NaN or infinities: NaN reads as 0, +inf as 1, -inf as 0.
     """
     return build(clip, refs, weights=weights, device_index=device_index, restore=restore,
                  colorize=colorize, mindim=mindim, ref_mindim=ref_mindim, max_refs=max_refs,
@@ -115,14 +139,15 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
           sc_threshold=None) -> "Pipeline":
     """`Remaster` returning the whole pipeline (clip, engine, scenes, reference sets)."""
     if not isinstance(clip, vs.VideoNode):
-        _fail(f"clip must be a vapoursynth.VideoNode, not {type(clip).__name__}")
+        _fail(f"clip must be a vapoursynth.VideoNode (a video clip), not {type(clip).__name__}")
     why = check_format(clip.format)
     if why:
-        _fail(why)
+        _fail(f"clip {why}")
     if clip.width == 0 or clip.height == 0:
-        _fail("the clip must have a constant size")
+        _fail("clip has a variable size (it changes from frame to frame); allowed: a "
+              "constant size (resize it first)")
     if clip.num_frames < 1:
-        _fail("the clip must have at least one frame")
+        _fail("clip has no frames; allowed: a clip of at least one frame")
     for name, value in (("restore", restore), ("colorize", colorize)):
         if not isinstance(value, bool):
             _fail(f"{name} must be True or False, not {value!r}")
@@ -131,13 +156,20 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     max_refs = _int_arg("max_refs", max_refs, 0, 64)
     chunk = _int_arg("chunk", chunk, 1, 512, allow_none=True)
     if sc_threshold is not None and (isinstance(sc_threshold, bool) or not isinstance(sc_threshold, Real)
-                                     or not 0 < sc_threshold <= 1 or math.isnan(sc_threshold)):
-        _fail(f"sc_threshold must be a number in (0, 1] or None, not {sc_threshold!r}")
-    if refs is not None and isinstance(refs, vs.VideoNode) and refs.num_frames < 1:
-        _fail("refs clip has no frames")
+                                     or math.isnan(sc_threshold) or not 0 < sc_threshold <= 1):
+        _fail(f"sc_threshold must be a number in (0, 1] or None (read scene-change props), "
+              f"not {sc_threshold!r}")
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
-    models = shared_models(_find_weights(weights), device, dtype)
+    weights_path = _find_weights(weights)
+    try:
+        check_refs(refs)
+        # image files are read now, before the (long) scene scan; a clip after it
+        files = load_bank(refs, None, clip.num_frames) \
+            if colorize and not isinstance(refs, vs.VideoNode) else None
+    except RefError as e:
+        _fail(str(e))
+    models = _load_models(weights_path, device, dtype)
     if chunk is None:
         chunk = DEFAULT_CHUNK[device.type]
 
@@ -147,9 +179,10 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     small = vs.core.resize.Bicubic(work, pw, ph)
     scan = scenes.scan(scan_luma(work), sc_threshold)
     try:
-        bank = load_bank(refs, scan.starts, clip.num_frames) if colorize else None
-    except (RefError, vs.Error) as e:
-        _fail(f"refs: {e}")
+        bank = load_bank(refs, scan.starts, clip.num_frames) \
+            if colorize and isinstance(refs, vs.VideoNode) else files
+    except RefError as e:
+        _fail(str(e))
     ref_sets = choose_sets(bank, scan, clip.num_frames, max_refs) if colorize \
         else [()] * len(scan.starts)
     canvases = {s: place_on_canvas([bank.images[i] for i in s], ref_mindim)

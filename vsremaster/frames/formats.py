@@ -29,16 +29,27 @@ def mark_full_range(props) -> None:
         del props["_ColorRange"]
 
 
+#: What `check_format` accepts, in words (error messages end with it).
+SUPPORTED = "GRAY, YUV or RGB with 8-16 bit integer or 16/32 bit float samples"
+
+
+def is_variable(fmt: vs.VideoFormat | None) -> bool:
+    """Whether a clip's format varies per frame (VapourSynth then reports an UNDEFINED one)."""
+    return fmt is None or fmt.id == 0 or fmt.color_family == vs.UNDEFINED
+
+
 def check_format(fmt: vs.VideoFormat | None) -> str | None:
-    """Why `fmt` is not supported, or None when it is."""
-    if fmt is None:
-        return "the clip must have a constant format"
+    """Why `fmt` is not supported, or None when it is (the caller names the argument)."""
+    if is_variable(fmt):
+        return f"has a variable format (it changes from frame to frame); allowed: a constant {SUPPORTED}"
     if fmt.color_family not in (vs.GRAY, vs.YUV, vs.RGB):
-        return f"color family {fmt.color_family.name} is not supported (GRAY, YUV or RGB)"
+        return f"has color family {fmt.color_family.name}; allowed: {SUPPORTED}"
     if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
-        return f"{fmt.bits_per_sample}-bit integer samples are not supported (8-16 bit integer)"
+        return (f"has {fmt.bits_per_sample}-bit integer samples ({fmt.name}); "
+                f"allowed: {SUPPORTED}")
     if fmt.sample_type == vs.FLOAT and fmt.bits_per_sample not in (16, 32):
-        return f"{fmt.bits_per_sample}-bit float samples are not supported (16 or 32 bit float)"
+        return (f"has {fmt.bits_per_sample}-bit float samples ({fmt.name}); "
+                f"allowed: {SUPPORTED}")
     return None
 
 
@@ -78,8 +89,9 @@ def to_rgb24(clip: vs.VideoNode) -> vs.VideoNode:
 
     YUV frames that do not state their matrix are read as BT.709.
     """
-    if clip.format is not None and clip.format.color_family == vs.GRAY:
+    variable = is_variable(clip.format)
+    if not variable and clip.format.color_family == vs.GRAY:
         clip = vs.core.std.ShufflePlanes(clip, [0, 0, 0], vs.RGB)
-    elif clip.format is None or clip.format.color_family == vs.YUV:
+    elif variable or clip.format.color_family == vs.YUV:
         clip = vs.core.std.ModifyFrame(clip, clip, _default_matrix)
     return vs.core.resize.Bicubic(clip, format=vs.RGB24)
