@@ -194,16 +194,56 @@ def test_restoration_in_cells_equals_one_pass_over_the_scene(golden_weights, gol
 
 
 def test_chunk_sees_seven_frames_of_edge_replicated_context(golden_weights, golden_models, grey):
+    from vsremaster.color.compose import compose
     _, model_c = golden_models
     clip = from_arrays(grey[:12], vs.GRAYS)
     pipe = build(clip, weights=golden_weights, restore=False, chunk=4, mindim=48, device_index=-1)
     for _ in pipe.clip.frames():
         pass
-    small = np.stack([np.array(f[0]) for f in core.resize.Bicubic(clip, 64, 48).frames()])
+    small = torch.from_numpy(np.stack([np.array(f[0]) for f in core.resize.Bicubic(clip, 64, 48).frames()]))
     # the cell [4, 8) is decoded from frames -3..14 with the scene's ends replicated,
     # the cell [0, 4) from frames -7..10
     for start, window in ((4, [0] * 3 + list(range(12)) + [11] * 3), (0, [0] * 7 + list(range(11)))):
-        x = torch.from_numpy(small[window])[None, None]
         with torch.no_grad():
-            ab = model_c(x)[0, :, 7:11].permute(1, 0, 2, 3)
-        assert (pipe.engine.decoded.get(start).ab - ab).abs().max() < 1e-4
+            ab = model_c(small[window][None, None])[0, :, 7:11].permute(1, 0, 2, 3)
+            cell = small[start:start + 4, None]
+            expect = compose(torch.from_numpy(grey[start:start + 4, None]), cell, cell, ab, False)
+        got = pipe.engine.decoded.get(start).frames
+        assert np.abs(got - expect.numpy()).max() < 1e-4
+
+
+def test_rendering_writes_no_file_anywhere(golden_weights, tmp_path):
+    """A whole render in a fresh process whose home, temp and working folders are empty."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    red_and_blue_refs(refs, anchors=(2, 12))
+    places = {name: tmp_path / name for name in ("home", "tmp", "cache", "data", "cwd")}
+    for folder in places.values():
+        folder.mkdir()
+    repo = Path(vsremaster.__file__).parents[1]
+    script = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import vapoursynth as vs, vsremaster\n"
+        "from clips import from_arrays, moving_pattern, scene_props\n"
+        "clip = from_arrays(moving_pattern(20, 48, 64), vs.YUV420P8, per_frame_props=scene_props([9]))\n"
+        "out = vsremaster.Remaster(clip, refs=%r, weights=%r, mindim=48, ref_mindim=32,\n"
+        "                          chunk=4, device_index=-1)\n"
+        "print(sum(1 for _ in out.frames()))\n"
+    ) % (str(repo / "tests"), str(refs), str(golden_weights))
+    env = dict(os.environ, HOME=str(places["home"]), TMPDIR=str(places["tmp"]),
+               XDG_CACHE_HOME=str(places["cache"]), XDG_DATA_HOME=str(places["data"]),
+               PYTHONDONTWRITEBYTECODE="1")
+    before = {p for p in repo.rglob("*") if ".git" not in p.parts and ".venv" not in p.parts}
+    run = subprocess.run([sys.executable, "-c", script], cwd=places["cwd"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "20"
+    for name, folder in places.items():
+        assert list(folder.rglob("*")) == [], name
+    after = {p for p in repo.rglob("*") if ".git" not in p.parts and ".venv" not in p.parts}
+    assert {p for p in after - before if "__pycache__" not in p.parts
+            and ".pytest_cache" not in p.parts and ".hypothesis" not in p.parts} == set()

@@ -13,10 +13,12 @@ from .lab import model_to_rgb, rgb_to_model
 
 
 def upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of [C, h, w] to [C, H, W]."""
+    """Bilinear resize of [C, h, w] or [T, C, h, w] to size (H, W)."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x.unsqueeze(0), size=size, mode="bilinear", align_corners=False)[0]
+    if x.dim() == 3:
+        return upscale(x.unsqueeze(0), size)[0]
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def full_luma(l_full: torch.Tensor, l_in: torch.Tensor, l_out: torch.Tensor) -> torch.Tensor:
@@ -26,11 +28,12 @@ def full_luma(l_full: torch.Tensor, l_in: torch.Tensor, l_out: torch.Tensor) -> 
 
 def compose(full: torch.Tensor, l_in: torch.Tensor, l_out: torch.Tensor,
             ab: torch.Tensor | None, rgb_input: bool) -> torch.Tensor:
-    """One output frame at full size.
+    """Output frames at full size (any leading batch dims, e.g. [T, C, H, W]).
 
-    full: the input frame, model L [1, H, W] (GRAY/YUV) or sRGB [3, H, W] (RGB);
-    l_in, l_out: model L [1, h, w] before/after restoration; ab: model ab [2, h, w] or None.
-    Returns sRGB [3, H, W] when there is ab or the input is RGB, else L [1, H, W].
+    full: the input frames, model L [..., 1, H, W] (GRAY/YUV) or sRGB [..., 3, H, W] (RGB);
+    l_in, l_out: model L [..., 1, h, w] before/after restoration; ab: model ab
+    [..., 2, h, w] or None. Returns sRGB [..., 3, H, W] when there is ab or the input
+    is RGB, else L [..., 1, H, W].
     """
     if rgb_input:
         l_full, ab_full = rgb_to_model(full)

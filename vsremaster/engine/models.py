@@ -15,6 +15,7 @@ import torch
 
 from ..model import NetworkC, NetworkR
 from ..model.checkpoint import load_checkpoint
+from ..model.fold import fold_batchnorm
 
 
 @dataclass(eq=False)
@@ -43,8 +44,9 @@ def shared_models(path: Path, device: torch.device, dtype: torch.dtype) -> Model
         models = _shared.get(key)
         if models is None:
             model_r, model_c = load_checkpoint(path, device=device)
-            model_r.to(dtype)
-            model_c.to(dtype)
+            # folded in float32, then cast: the halves see the folded weights rounded once
+            fold_batchnorm(model_r).to(dtype)
+            fold_batchnorm(model_c).to(dtype)
             models = Models(model_r, model_c, device, dtype, getattr(model_c, "name", ""))
             _shared[key] = models
         return models

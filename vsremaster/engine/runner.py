@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..color import rgb_to_model
+from ..color.compose import compose
 from ..model import FrameFeatures, RESTORE_RADIUS, RefEncoding
 from ..planning.windows import Cell, Grid
 from .cache import LRU
@@ -39,12 +40,10 @@ def _free_device_memory(device: torch.device) -> None:
 
 @dataclass
 class Decoded:
-    """Model-resolution results for the frames of one cell: [T, C, h, w] float32 tensors."""
+    """The finished frames of one cell: float32 [T, C, H, W] at full size, on the host."""
 
     cell: Cell
-    l_in: torch.Tensor
-    l_out: torch.Tensor
-    ab: torch.Tensor | None
+    frames: np.ndarray
     refs: tuple[int, ...]
 
 
@@ -57,6 +56,11 @@ class Request:
     restored: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
     raw: list[int] = field(default_factory=list)
+
+    @property
+    def full(self) -> list[int]:
+        """Full-size frames needed: the cell's, unless its results are at hand."""
+        return [] if self.decoded is not None else list(self.cell.frames)
 
 
 class Engine:
@@ -71,7 +75,8 @@ class Engine:
         self.restore, self.colorize, self.rgb_input = restore, colorize, rgb_input
         self.restored = LRU(cache_cells)
         self.features = LRU(cache_cells + 2)
-        self.decoded = LRU(2 * cache_cells)
+        # finished frames are full size: keep few (a linear render needs the current one)
+        self.decoded = LRU(3)
         self.encoded = LRU(4)
         #: how many times each kind of work ran (benchmarks and tests read it)
         self.runs = {"restore": 0, "encode": 0, "decode": 0, "refs": 0}
@@ -105,14 +110,19 @@ class Engine:
             return req
 
     # -- computing (called with the raw frames the request listed) --------------------
-    def result(self, req: Request, raw: dict[int, np.ndarray]) -> Decoded:
-        """The decoded cell of a request, computing whatever is missing."""
+    def result(self, req: Request, raw: dict[int, np.ndarray],
+               full: list[np.ndarray]) -> Decoded:
+        """The finished cell of a request, computing whatever is missing.
+
+        raw: model-size frames by number, as listed in `req.raw`; full: the cell's
+        full-size frames ([H, W] luma or [3, H, W] RGB), as listed in `req.full`.
+        """
         if req.decoded is not None:
             return req.decoded
         with self.models.lock, torch.inference_mode():
             done = self.decoded.get(req.cell.start)
             if done is None:
-                done = self._decode(req, raw)
+                done = self._decode(req, raw, full)
                 self.decoded.put(req.cell.start, done)
             return done
 
@@ -225,7 +235,7 @@ class Engine:
         return torch.cat([self._decode_core(dataclasses.replace(cell, stop=mid), feats),
                           self._decode_core(dataclasses.replace(cell, start=mid), feats)])
 
-    def _decode(self, req: Request, raw) -> Decoded:
+    def _decode(self, req: Request, raw, full) -> Decoded:
         cell = req.cell
         l_in, l_out = self._restored_frames(cell.frames, req, raw)
         ab = None
@@ -233,4 +243,21 @@ class Engine:
             feats = {fc.start: self._features(fc, req, raw) for fc in self._feature_cells(cell)}
             ab = self._decode_core(cell, feats)
             self.runs["decode"] += 1
-        return Decoded(cell, l_in, l_out, ab, self.ref_sets[cell.scene] if self.colorize else ())
+        frames = self._compose(np.stack(full), l_in, l_out, ab)
+        return Decoded(cell, frames, self.ref_sets[cell.scene] if self.colorize else ())
+
+    def _compose(self, full: np.ndarray, l_in, l_out, ab) -> np.ndarray:
+        """All of a cell's frames at full size in one batch on the device."""
+        dev = self.models.device
+        x = torch.from_numpy(full)
+        if dev.type == "cuda":
+            x = x.pin_memory()
+        x = x.to(dev, non_blocking=True)
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        out = compose(x, l_in, l_out, ab, self.rgb_input).float()
+        if dev.type != "cuda":
+            return out.numpy()
+        host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+        host.copy_(out)
+        return host.numpy()
