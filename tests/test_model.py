@@ -79,3 +79,15 @@ def test_fused_attention_paths_equal_matmul_softmax(monkeypatch, heads):
     oracle = torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
     assert (blocks._fused_attention(q, k, v) - oracle).abs().max() < 1e-4
     assert (blocks._blocked_attention(q, k, v) - oracle).abs().max() < 1e-4
+
+
+def test_batchnorm_folding_keeps_the_function(golden_models, golden_case):
+    import copy
+    from vsremaster.model.fold import fold_batchnorm
+    model_r, model_c = (fold_batchnorm(copy.deepcopy(m)) for m in golden_models)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in model_c.modules())
+    with torch.no_grad():
+        r = model_r(golden_case["input_l"])
+        ab = model_c(golden_case["restored_l"], golden_case["refs"])
+    assert (r - golden_case["restored_l"]).abs().max() < TOL
+    assert (ab - golden_case["ab_refs"]).abs().max() < TOL

@@ -95,22 +95,17 @@ class Attention(nn.Module):
         v = self.value_conv(reference).flatten(2).transpose(1, 2).contiguous()
         return k, v
 
-    def attend(self, source: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Attend from source [B, C, T, H, W] to projected keys/values; adds the residual.
-
-        `mask` is an optional additive bias on the logits, broadcastable to [B, L, S].
-        """
+    def attend(self, source: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attend from source [B, C, T, H, W] to projected keys/values; adds the residual."""
         b, c, t, h, w = source.shape
         q = self.query_conv(source).flatten(2).transpose(1, 2).contiguous()
         k, v = k.to(q.dtype), v.to(q.dtype)
         if self.matmul_softmax:
-            logits = torch.bmm(q, k.transpose(1, 2))
-            out = torch.bmm(torch.softmax(logits if mask is None else logits + mask, -1), v)
+            out = torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
         elif q.device.type == "cpu":
-            out = _blocked_attention(q, k, v, mask)
+            out = _blocked_attention(q, k, v)
         else:
-            out = _fused_attention(q, k, v, mask)
+            out = _fused_attention(q, k, v)
         out = out.transpose(1, 2).reshape(b, c, t, h, w)
         return self.gamma * out + source
 
@@ -126,35 +121,41 @@ _BLOCK_ELEMENTS = 16 << 20
 CUDA_VALUE_HEADS = 2
 
 
-def _blocked_attention(q, k, v, mask=None):
-    """softmax(q k^T + mask) v, a block of query rows at a time: memory linear in L.
+def _blocked_attention(q, k, v):
+    """softmax(q k^T) v, a block of query rows at a time: memory linear in L.
 
-    On the CPU this beats scaled_dot_product_attention, which materialises L x S.
+    On the CPU this beats scaled_dot_product_attention, which materialises L x S. The
+    logits block is one reused buffer, exponentiated in place, and normalised after the
+    product with v (S times fewer divisions): no allocation per block, fewer passes.
     """
-    rows = max(1, _BLOCK_ELEMENTS // max(1, k.shape[1]))
-    outs = []
+    rows = min(q.shape[1], max(1, _BLOCK_ELEMENTS // max(1, k.shape[1])))
+    kt = k.transpose(1, 2)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        # training: autograd cannot see through the in-place buffer below
+        return torch.cat([torch.bmm(torch.softmax(torch.bmm(q[:, i:i + rows], kt), -1), v)
+                          for i in range(0, q.shape[1], rows)], 1)
+    buf = torch.empty(q.shape[0], rows, k.shape[1], dtype=q.dtype, device=q.device)
+    out = torch.empty(q.shape[0], q.shape[1], v.shape[2], dtype=v.dtype, device=v.device)
     for i in range(0, q.shape[1], rows):
-        logits = torch.bmm(q[:, i:i + rows], k.transpose(1, 2))
-        if mask is not None:
-            logits = logits + (mask if mask.shape[-2] == 1 else mask[..., i:i + rows, :])
-        outs.append(torch.bmm(torch.softmax(logits, -1), v))
-    return torch.cat(outs, 1)
+        n = min(rows, q.shape[1] - i)
+        logits = torch.bmm(q[:, i:i + n], kt, out=buf[:, :n])
+        logits.sub_(logits.amax(-1, keepdim=True)).exp_()
+        total = logits.sum(-1, keepdim=True)
+        torch.bmm(logits, v, out=out[:, i:i + n]).div_(total)
+    return out
 
 
-def _fused_attention(q, k, v, mask=None):
+def _fused_attention(q, k, v):
     """scaled_dot_product_attention with scale 1.0 (as released), optionally in heads."""
     heads = CUDA_VALUE_HEADS
-    if mask is not None:
-        mask = mask.unsqueeze(1)
     if not heads:
-        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None],
-                                              attn_mask=mask, scale=1.0)[:, 0]
+        return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], scale=1.0)[:, 0]
     b, s, c = v.shape
     d = c // heads
     q4 = F.pad(q[:, None].expand(b, heads, -1, -1), (0, d - q.shape[-1]))
     k4 = F.pad(k[:, None].expand(b, heads, -1, -1), (0, d - k.shape[-1]))
     out = F.scaled_dot_product_attention(q4, k4, v.view(b, s, heads, d).transpose(1, 2),
-                                         attn_mask=mask, scale=1.0)
+                                         scale=1.0)
     return out.transpose(1, 2).reshape(b, -1, c)
 
 

@@ -99,15 +99,11 @@ class NetworkC(nn.Module):
             deep = self.stattn2.attend(deep, refs.k2, refs.v2)
         return FrameFeatures(skip=skip, deep=self.conv1(deep))
 
-    def decode(self, feats: FrameFeatures, mask1=None, mask2=None) -> torch.Tensor:
-        """The cross-frame part: self attention and 3x3x3 convolutions over all frames.
-
-        `mask1`/`mask2` are optional additive logit biases for the two self attentions.
-        """
-        out = feats.deep
-        out = self.selfattn1.attend(out, *self.selfattn1.keys_values(out), mask=mask1)
+    def decode(self, feats: FrameFeatures) -> torch.Tensor:
+        """The cross-frame part: self attention and 3x3x3 convolutions over all frames."""
+        out = self.selfattn1(feats.deep, feats.deep)
         out = self.up1(out, feats.skip)
-        out = self.selfattn2.attend(out, *self.selfattn2.keys_values(out), mask=mask2)
+        out = self.selfattn2(out, out)
         out = self.conv2(out)
         out = self.up4(self.up3(self.up2(out)))
         return torch.sigmoid(out)
