@@ -1,6 +1,7 @@
 """The fixed chunk grid: which frames each piece of work covers and which it reads.
 
-Every scene is cut into cells of `size` frames starting at the scene's first frame, so
+Every scene is cut into cells of `size` frames starting at the scene's first frame (a
+tail of less than half a cell joins the last full cell), so
 the work that produces frame n is the same whatever order frames are requested in.
 Context outside a scene is edge replication of the scene's first/last frame.
 """
@@ -58,9 +59,13 @@ class Grid:
             raise IndexError(n)
         scene = self.scene_of(n)
         s0, s1 = self.scene_bounds(scene)
-        index = (n - s0) // self.size
+        # a tail shorter than half a cell joins the cell before it: a short chunk would
+        # cost a whole chunk's context for a few frames
+        length = s1 - s0
+        count = max(1, length // self.size + (length % self.size >= (self.size + 1) // 2))
+        index = min((n - s0) // self.size, count - 1)
         start = s0 + index * self.size
-        return Cell(scene, index, start, min(start + self.size, s1), s0, s1)
+        return Cell(scene, index, start, s1 if index == count - 1 else start + self.size, s0, s1)
 
     def cells_covering(self, frames) -> list[Cell]:
         """The distinct cells holding the given frame numbers, in frame order."""
