@@ -34,6 +34,15 @@ def golden_state_dicts(width: float = 1.0) -> tuple[dict, dict]:
     return make(NetworkR(width).state_dict()), make(NetworkC(width).state_dict())
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, above all on a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def golden_layout() -> dict:
     return json.loads((GOLDEN / "checkpoint_layout.json").read_text())

@@ -18,13 +18,7 @@ WIDTH = 0.125
 
 # --------------------------------------------------------------------------- helpers
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _items(seed: int = 0) -> list[data.Item]:

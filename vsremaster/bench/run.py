@@ -638,16 +638,22 @@ def _resolve_dtype(cfg: Config, results: dict) -> torch.dtype:
     return DTYPES[cfg.precision]
 
 
+def _weights(cfg: Config, folder: Path) -> tuple[Path, str]:
+    """The weights file to time with (generated into `folder` unless given) and what it is."""
+    if cfg.weights is None:
+        weights, source = default_weights(folder)
+    else:
+        weights, source = Path(cfg.weights), f"file {cfg.weights}"
+    log(f"weights: {source}")
+    return weights, source
+
+
 def bench(cfg: Config) -> dict:
     """Run the selected methods; return the JSON summary (and print the table)."""
     w, h = cfg.model_size
     with tempfile.TemporaryDirectory(prefix="vsremaster-bench-") as tmp:
         folder = Path(tmp)
-        if cfg.weights is None:
-            weights, source = default_weights(folder)
-        else:
-            weights, source = Path(cfg.weights), f"file {cfg.weights}"
-        log(f"weights: {source}")
+        weights, source = _weights(cfg, folder)
         inputs = make_inputs(w, h, cfg.frames, cfg.refs, cfg.ref_size, folder, cfg.seed)
         small = make_inputs(*SMALL, 6, cfg.refs, 32, folder, cfg.seed, tag="small")
         only = _naive_only(cfg.frames, cfg.naive_frames) if "naive" in cfg.methods else None
@@ -785,11 +791,7 @@ def sweep(cfg: Config, frames: int, sizes=SWEEP_SIZES) -> dict:
         plan = [("bench", cfg.width, cfg.height)] + plan
     with tempfile.TemporaryDirectory(prefix="vsremaster-sweep-") as tmp:
         folder = Path(tmp)
-        if cfg.weights is None:
-            weights, source = default_weights(folder)
-        else:
-            weights, source = Path(cfg.weights), f"file {cfg.weights}"
-        log(f"weights: {source}")
+        weights, source = _weights(cfg, folder)
         small = make_inputs(*SMALL, 6, cfg.refs, 32, folder, cfg.seed, tag="small")
         for label, width, height in plan:
             w, h = model_size(width, height)
