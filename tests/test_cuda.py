@@ -58,3 +58,19 @@ def test_filter_on_cuda_matches_cpu(golden_weights):
     half = build(clip, weights=golden_weights, mindim=64, chunk=4, device_index=0)
     assert half.engine.models.dtype == torch.float16
     assert all(np.isfinite(p).all() for p in planes(half.clip.get_frame(3)))
+
+
+@cuda
+def test_reevaluating_twenty_times_keeps_vram_flat(golden_weights):
+    import gc
+    grey = moving_pattern(10, 64, 96, seed=3)
+    clip = from_arrays(grey, vs.YUV420P8)
+    levels = []
+    for i in range(20):
+        out = build(clip, weights=golden_weights, mindim=64, chunk=4, device_index=0).clip
+        for n in (7, 1, 4):
+            out.get_frame(n)
+        del out
+        gc.collect()
+        levels.append(torch.cuda.memory_allocated())
+    assert levels[-1] == 0 or levels[-1] <= levels[2]
