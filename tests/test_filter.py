@@ -7,7 +7,7 @@ import torch
 import vapoursynth as vs
 
 import vsremaster
-from vsremaster.model import NetworkC, RESTORE_RADIUS
+from vsremaster.model import RESTORE_RADIUS
 from vsremaster.remaster import build
 from clips import frame_bytes, from_arrays, moving_pattern, planes, scene_props
 
@@ -128,7 +128,7 @@ def test_scene_detection_when_no_props(golden_weights, grey):
 
 
 def test_reference_sets_swap_at_the_cut(golden_weights, grey, tmp_path):
-    paths = red_and_blue_refs(tmp_path, anchors=(3, 14))
+    red_and_blue_refs(tmp_path, anchors=(3, 14))
     clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([10]))
     out = vsremaster.Remaster(clip, refs=str(tmp_path), weights=golden_weights, chunk=4, **SMALL)
     # VapourSynth hands a one-element array back as a plain int

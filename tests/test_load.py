@@ -21,7 +21,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import vapoursynth as vs
 

@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass
 from numbers import Integral, Real
 
-import numpy as np
 import torch
 import vapoursynth as vs
 
