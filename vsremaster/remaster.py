@@ -198,7 +198,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     out_family = vs.RGB if (colorize or rgb_input) else vs.GRAY
     blank = vs.core.std.BlankClip(work, format=vs.RGBS if out_family == vs.RGB else vs.GRAYS,
                                   keep=True)
-    render = _Render(engine, work, small, blank, rgb_input, models.name)
+    render = _Render(engine, work, small, blank, models.name)
     result = vs.core.std.FrameEval(blank, render.eval)
     out = to_output(result, clip, output_format(clip.format, colorize), colour)
     return Pipeline(out, engine, scan, bank, ref_sets)
@@ -218,9 +218,9 @@ class Pipeline:
 class _Render:
     """The per-frame glue between VapourSynth and the engine."""
 
-    def __init__(self, engine: Engine, work, small, blank, rgb_input: bool, model_name: str):
+    def __init__(self, engine: Engine, work, small, blank, model_name: str):
         self.engine, self.work, self.small, self.blank = engine, work, small, blank
-        self.rgb_input, self.model_name = rgb_input, model_name
+        self.model_name = model_name
 
     def eval(self, n: int) -> vs.VideoNode:
         req = self.engine.request(n)
