@@ -360,12 +360,13 @@ def _oom(e: BaseException) -> bool:
 
 # -- baseline and naive ---------------------------------------------------------------
 def _timed(cfg: Config, res: MethodResult, model_r, model_c, sink, call) -> None:
-    """Run `call()` under the wall and CPU clocks, peak memory and the time split; fill `res`."""
+    """Run `call(model_r, model_c)` under the wall and CPU clocks, peak memory and the time
+    split; fill `res`."""
     split = _split_for(cfg, model_r, model_c)
     with PeakMemory(cfg.device) as mem, split:
         t0 = time.perf_counter()
         c0 = _cpu_time()
-        res.info = call()
+        res.info = call(model_r, model_c)
         _sync(cfg.device)
         res.seconds = time.perf_counter() - t0
         res.cpu_seconds = _cpu_time() - c0
@@ -384,8 +385,8 @@ def run_baseline(cfg: Config, inputs: Inputs, small: Inputs, weights: Path, keep
             w = small if cfg.warmup_mode == "small" else inputs
             baseline.run(model_r, model_c, w.frames[:baseline.BLOCK], w.canvas, device=cfg.device)
         sink = _Keeper(keep, bgr=True)
-        _timed(cfg, res, model_r, model_c, sink, lambda: baseline.run(
-            model_r, model_c, grey, inputs.canvas, device=cfg.device, sink=sink))
+        _timed(cfg, res, model_r, model_c, sink, lambda r, c: baseline.run(
+            r, c, grey, inputs.canvas, device=cfg.device, sink=sink))
     finally:
         del model_r, model_c
         _free(cfg.device)
@@ -402,8 +403,8 @@ def run_naive(cfg: Config, inputs: Inputs, small: Inputs, weights: Path, keep: s
             naive.run(model_r, model_c, w.frames, w.canvas, device=cfg.device, dtype=dtype,
                       only=[len(w.frames) // 2])
         sink = _Keeper(keep, chw=True)
-        _timed(cfg, res, model_r, model_c, sink, lambda: naive.run(
-            model_r, model_c, inputs.frames, inputs.canvas, device=cfg.device, dtype=dtype,
+        _timed(cfg, res, model_r, model_c, sink, lambda r, c: naive.run(
+            r, c, inputs.frames, inputs.canvas, device=cfg.device, dtype=dtype,
             sink=sink, only=only))
         res.info["output_frames_timed"] = res.frames
     finally:
