@@ -86,28 +86,31 @@ class Engine:
         return self.grid.cells_covering(cell.context(CONTEXT)) if self.colorize else []
 
     def request(self, n: int) -> Request:
-        """Plan frame n: pin what is cached, list the raw frames still needed."""
+        """Plan frame n: pin what is cached, list the raw frames still needed.
+
+        Takes no model lock: a frame whose chunk is finished is served while other
+        chunks compute. What it pins stays alive with the request, whatever the caches drop.
+        """
         cell = self.grid.cell_of(n)
-        with self.models.lock:
-            req = Request(cell, decoded=self.decoded.get(cell.start))
-            if req.decoded is not None:
-                return req
-            need: set[int] = set(cell.frames)
-            for fc in self._feature_cells(cell):
-                feats = self.features.get(fc.start)
-                if feats is None:
-                    need.update(fc.frames)
-                else:
-                    req.features[fc.start] = feats
-            raw: set[int] = set()
-            for rc in self.restore_grid.cells_covering(need):
-                got = self.restored.get(rc.start)
-                if got is None:
-                    raw.update(rc.clipped(RESTORE_RADIUS) if self.restore else rc.frames)
-                else:
-                    req.restored[rc.start] = got
-            req.raw = sorted(raw)
+        req = Request(cell, decoded=self.decoded.get(cell.start))
+        if req.decoded is not None:
             return req
+        need: set[int] = set(cell.frames)
+        for fc in self._feature_cells(cell):
+            feats = self.features.get(fc.start)
+            if feats is None:
+                need.update(fc.frames)
+            else:
+                req.features[fc.start] = feats
+        raw: set[int] = set()
+        for rc in self.restore_grid.cells_covering(need):
+            got = self.restored.get(rc.start)
+            if got is None:
+                raw.update(rc.clipped(RESTORE_RADIUS) if self.restore else rc.frames)
+            else:
+                req.restored[rc.start] = got
+        req.raw = sorted(raw)
+        return req
 
     # -- computing (called with the raw frames the request listed) --------------------
     def result(self, req: Request, raw: dict[int, np.ndarray],
