@@ -91,3 +91,19 @@ def test_batchnorm_folding_keeps_the_function(golden_models, golden_case):
         ab = model_c(golden_case["restored_l"], golden_case["refs"])
     assert (r - golden_case["restored_l"]).abs().max() < TOL
     assert (ab - golden_case["ab_refs"]).abs().max() < TOL
+
+
+def test_decode_with_replicated_frames_asks_each_distinct_query_once(golden_models):
+    from vsremaster.model import FrameFeatures
+    from vsremaster.model.colorization import after_temporal_conv
+    _, model_c = golden_models
+    torch.manual_seed(3)
+    frames = [0, 0, 0, 0, 1, 2, 3, 3, 3]                   # a 4-frame scene, edge-replicated
+    x = torch.rand(1, 1, 4, 64, 64)[:, :, frames]
+    with torch.no_grad():
+        feats = model_c.encode_frames(x)
+        plain = model_c.decode(feats)
+        same_as = [frames.index(i) for i in frames]
+        deduped = model_c.decode(feats, same_as)
+    assert (plain - deduped).abs().max() < 1e-5
+    assert after_temporal_conv(same_as) == [0, 1, 1, 3, 4, 5, 6, 7, 8]

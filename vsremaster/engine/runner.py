@@ -225,12 +225,13 @@ class Engine:
         Out of memory, the cell is halved, each half with its own context (the self
         attention then spans fewer frames: close to, not equal to, the unsplit result).
         """
-        pick = [(self.grid.cell_of(i).start, i - self.grid.cell_of(i).start)
-                for i in cell.context(CONTEXT)]
+        context = cell.context(CONTEXT)
+        pick = [(self.grid.cell_of(i).start, i - self.grid.cell_of(i).start) for i in context]
         skip = torch.cat([feats[s].skip[:, :, k:k + 1] for s, k in pick], dim=2)
         deep = torch.cat([feats[s].deep[:, :, k:k + 1] for s, k in pick], dim=2)
+        same_as = [context.index(i) for i in context]       # edge replication
         try:
-            out = self.models.colorize.decode(FrameFeatures(skip, deep))
+            out = self.models.colorize.decode(FrameFeatures(skip, deep), same_as)
             return out[0, :, CONTEXT:CONTEXT + len(cell.frames)].permute(1, 0, 2, 3).float()
         except torch.OutOfMemoryError:
             mid = self._split_or_give_up(cell.frames)

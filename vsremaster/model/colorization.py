@@ -53,6 +53,28 @@ def _encoder(cin: int, c, first_padding) -> list[nn.Module]:
     ]
 
 
+def _first_of_each(keys: list) -> list[int]:
+    first: dict = {}
+    return [first.setdefault(key, t) for t, key in enumerate(keys)]
+
+
+def after_temporal_conv(same_as: list[int]) -> list[int]:
+    """Which frames stay equal after a 3-frame temporal convolution (zero padded)."""
+    n = len(same_as)
+    return _first_of_each([(same_as[t - 1] if t else -1, same_as[t],
+                            same_as[t + 1] if t + 1 < n else -1) for t in range(n)])
+
+
+def _self_attend(attn: Attention, x: torch.Tensor, same_as: list[int] | None) -> torch.Tensor:
+    """attn(x, x), computing the answers of frames equal to earlier ones only once."""
+    distinct = sorted(set(same_as)) if same_as else None
+    if not distinct or len(distinct) == x.shape[2]:
+        return attn(x, x)
+    out = attn.attend(x[:, :, distinct], *attn.keys_values(x))
+    where = {t: i for i, t in enumerate(distinct)}
+    return out[:, :, [where[t] for t in same_as]]
+
+
 class NetworkC(nn.Module):
     """Colorizes restored luminance [B, 1, T, H, W] from references [B, N, 3, Hr, Wr].
 
@@ -99,11 +121,16 @@ class NetworkC(nn.Module):
             deep = self.stattn2.attend(deep, refs.k2, refs.v2)
         return FrameFeatures(skip=skip, deep=self.conv1(deep))
 
-    def decode(self, feats: FrameFeatures) -> torch.Tensor:
-        """The cross-frame part: self attention and 3x3x3 convolutions over all frames."""
-        out = self.selfattn1(feats.deep, feats.deep)
+    def decode(self, feats: FrameFeatures, same_as: list[int] | None = None) -> torch.Tensor:
+        """The cross-frame part: self attention and 3x3x3 convolutions over all frames.
+
+        `same_as[t]` may name an earlier frame whose features equal frame t's (edge
+        replication): identical queries give identical answers, so each self attention
+        then asks only the distinct ones. The result is the same.
+        """
+        out = _self_attend(self.selfattn1, feats.deep, same_as)
         out = self.up1(out, feats.skip)
-        out = self.selfattn2(out, out)
+        out = _self_attend(self.selfattn2, out, same_as and after_temporal_conv(same_as))
         out = self.conv2(out)
         out = self.up4(self.up3(self.up2(out)))
         return torch.sigmoid(out)
