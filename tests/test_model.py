@@ -94,7 +94,6 @@ def test_batchnorm_folding_keeps_the_function(golden_models, golden_case):
 
 
 def test_decode_with_replicated_frames_asks_each_distinct_query_once(golden_models):
-    from vsremaster.model import FrameFeatures
     from vsremaster.model.colorization import after_temporal_conv
     _, model_c = golden_models
     torch.manual_seed(3)
