@@ -226,9 +226,9 @@ class Engine:
         attention then spans fewer frames: close to, not equal to, the unsplit result).
         """
         context = cell.context(CONTEXT)
-        pick = [(self.grid.cell_of(i).start, i - self.grid.cell_of(i).start) for i in context]
-        skip = torch.cat([feats[s].skip[:, :, k:k + 1] for s, k in pick], dim=2)
-        deep = torch.cat([feats[s].deep[:, :, k:k + 1] for s, k in pick], dim=2)
+        starts = [self.grid.cell_of(i).start for i in context]
+        skip = torch.cat([feats[s].skip[:, :, i - s:i - s + 1] for s, i in zip(starts, context)], 2)
+        deep = torch.cat([feats[s].deep[:, :, i - s:i - s + 1] for s, i in zip(starts, context)], 2)
         same_as = [context.index(i) for i in context]       # edge replication
         try:
             out = self.models.colorize.decode(FrameFeatures(skip, deep), same_as)

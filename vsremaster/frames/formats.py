@@ -60,6 +60,12 @@ def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:
     return vs.core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 0, 0)
 
 
+def matrix_of(props) -> int:
+    """A YUV frame's `_Matrix`, with BT.709 where it is unset, unspecified or RGB (0)."""
+    matrix = int(props.get("_Matrix", UNSPECIFIED_MATRIX))
+    return DEFAULT_MATRIX if matrix in (UNSPECIFIED_MATRIX, 0) else matrix
+
+
 @dataclass(frozen=True)
 class ColorProps:
     """Colour description of a source, from its first frame's props (with defaults)."""
@@ -70,17 +76,15 @@ class ColorProps:
     @classmethod
     def of(cls, clip: vs.VideoNode, props) -> "ColorProps":
         family = clip.format.color_family
-        matrix = int(props.get("_Matrix", UNSPECIFIED_MATRIX))
-        if family != vs.YUV or matrix in (UNSPECIFIED_MATRIX, 0):
-            matrix = DEFAULT_MATRIX
+        matrix = matrix_of(props) if family == vs.YUV else DEFAULT_MATRIX
         return cls(matrix, is_full_range(props, family))
 
 
 def _default_matrix(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-    if f.format.color_family != vs.YUV or f.props.get("_Matrix", 2) not in (0, 2):
+    if f.format.color_family != vs.YUV or matrix_of(f.props) == f.props.get("_Matrix"):
         return f
     f = f.copy()
-    f.props["_Matrix"] = DEFAULT_MATRIX
+    f.props["_Matrix"] = matrix_of(f.props)
     return f
 
 
