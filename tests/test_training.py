@@ -1,6 +1,7 @@
 """Training pipeline: deterioration bank, augmentations, clip sampling, loop, resume."""
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -33,7 +34,8 @@ def _items(seed: int = 0) -> list[data.Item]:
 
 def _tiny_config(tmp_path, **kw) -> loop.TrainConfig:
     base = dict(out=str(tmp_path / "run"), width=WIDTH, batch=2, crop=(32, 32), steps=4,
-                lr=1e-3, val_every=0, save_every=2, log_every=1, progress=False, max_refs=2)
+                lr=1e-3, warmup=0, val_every=0, save_every=2, log_every=1, progress=False,
+                max_refs=2)
     base.update(kw)
     return loop.TrainConfig(**base)
 
@@ -180,7 +182,7 @@ def _opt_tensors(opt) -> list[torch.Tensor]:
 
 def test_resume_continues_from_saved_step(tmp_path):
     items = _items()
-    cfg = _tiny_config(tmp_path, steps=2)
+    cfg = _tiny_config(tmp_path, steps=2, ema=0, schedule="constant")
     loop.train(cfg, items=items, val_items=items)
     out = Path(cfg.out)
     assert (out / loop.WEIGHTS_FILE).exists() and (out / loop.STATE_FILE).exists()
@@ -200,9 +202,10 @@ def test_resume_continues_from_saved_step(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
     # Resuming to step 4 equals training 4 steps straight through (batches depend on step).
-    loop.train(_tiny_config(tmp_path, steps=4), resume=True, items=items, val_items=items)
+    loop.train(_tiny_config(tmp_path, steps=4, ema=0, schedule="constant"), resume=True, items=items, val_items=items)
     assert torch.load(out / loop.STATE_FILE, weights_only=True)["step"] == 4
-    straight = _tiny_config(tmp_path, steps=4, out=str(tmp_path / "straight"))
+    straight = _tiny_config(tmp_path, steps=4, out=str(tmp_path / "straight"), ema=0,
+                            schedule="constant")
     loop.train(straight, items=items, val_items=items)
     from vsremaster.model.checkpoint import read_state_dicts
     r1, c1, meta = read_state_dicts(out / loop.WEIGHTS_FILE)
@@ -212,6 +215,177 @@ def test_resume_continues_from_saved_step(tmp_path):
         torch.testing.assert_close(r1[k], r2[k], rtol=1e-4, atol=1e-5)
     for k in c1:
         torch.testing.assert_close(c1[k], c2[k], rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- the recipe
+
+def test_lr_schedule_values():
+    cfg = loop.TrainConfig(lr=1e-3, lr_min=1e-5, warmup=10, steps=110)
+    assert loop.lr_at(0, cfg) == pytest.approx(1e-4)
+    assert loop.lr_at(4, cfg) == pytest.approx(5e-4)
+    assert loop.lr_at(9, cfg) == pytest.approx(1e-3)
+    assert loop.lr_at(10, cfg) == pytest.approx(1e-3)
+    assert loop.lr_at(60, cfg) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))       # halfway
+    assert loop.lr_at(35, cfg) == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi / 4)) / 2)
+    assert loop.lr_at(110, cfg) == pytest.approx(1e-5)
+    assert loop.lr_at(500, cfg) == pytest.approx(1e-5)                              # floor after --steps
+    after = [loop.lr_at(s, cfg) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(after, after[1:]))
+    assert loop.lr_at(0, loop.TrainConfig(lr=1e-3, warmup=0, steps=10)) == pytest.approx(1e-3)
+    const = loop.TrainConfig(lr=3e-4, schedule="constant", warmup=10, steps=100)
+    assert {loop.lr_at(s, const) for s in (0, 5, 50, 99)} == {3e-4}
+
+
+def test_training_uses_the_schedule(tmp_path):
+    items = _items()
+    cfg = _tiny_config(tmp_path, steps=4, warmup=2, lr=1e-3, lr_min=1e-4)
+    loop.train(cfg, items=items, val_items=items)
+    logged = [json.loads(x) for x in (Path(cfg.out) / loop.LOG_FILE).read_text().splitlines()]
+    lrs = [r["lr"] for r in logged if "lr" in r]
+    assert lrs == pytest.approx([loop.lr_at(s, cfg) for s in range(4)])
+    assert lrs == pytest.approx([5e-4, 1e-3, 1e-3, 1e-4 + 0.45e-3])   # lr_min at step 4
+
+
+def _state(path) -> dict:
+    from vsremaster.model.checkpoint import read_state_dicts
+    r, c, _ = read_state_dicts(path)
+    return {**{"r." + k: v for k, v in r.items()}, **{"c." + k: v for k, v in c.items()}}
+
+
+def _assert_same(a: dict, b: dict, exact: bool = False) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        tol = dict(rtol=0, atol=0) if exact else dict(rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a[k], b[k], **tol, msg=k)
+
+
+def test_resume_after_time_limit_matches_uninterrupted_run(tmp_path):
+    """Warmup + cosine + clipping + EMA: a run stopped by --max-minutes and resumed ends
+    with the raw weights, the EMA and the optimizer of a run that was never stopped."""
+    items = _items()
+    kw = dict(steps=5, warmup=2, lr=2e-3, lr_min=1e-4, clip=0.05, ema=0.5, save_every=100)
+    stopped = _tiny_config(tmp_path, max_minutes=0, **kw)     # halts after its first step
+    loop.train(stopped, items=items, val_items=items)
+    out = Path(stopped.out)
+    assert torch.load(out / loop.STATE_FILE, weights_only=True)["step"] == 1
+    loop.train(_tiny_config(tmp_path, **kw), resume=True, items=items, val_items=items)
+    straight = _tiny_config(tmp_path, out=str(tmp_path / "straight"), **kw)
+    loop.train(straight, items=items, val_items=items)
+    s1 = torch.load(out / loop.STATE_FILE, weights_only=True)
+    s2 = torch.load(Path(straight.out) / loop.STATE_FILE, weights_only=True)
+    assert s1["step"] == s2["step"] == 5
+    _assert_same(_state(out / loop.WEIGHTS_FILE), _state(Path(straight.out) / loop.WEIGHTS_FILE))
+    for part in ("r", "c"):
+        _assert_same(s1["ema"][part], s2["ema"][part])
+    for a, b in zip(_opt_tensors_of(s1["optimizer"]), _opt_tensors_of(s2["optimizer"])):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+    # The comparison is tight enough to see a schedule shifted by one step.
+    wrong = _tiny_config(tmp_path, out=str(tmp_path / "wrong"), **{**kw, "warmup": 3})
+    loop.train(wrong, items=items, val_items=items)
+    with pytest.raises(AssertionError):
+        _assert_same(_state(Path(wrong.out) / loop.WEIGHTS_FILE), _state(out / loop.WEIGHTS_FILE))
+
+
+def _opt_tensors_of(state: dict) -> list[torch.Tensor]:
+    return [v for s in state["state"].values() for v in s.values() if isinstance(v, torch.Tensor)]
+
+
+def test_ema_is_what_validation_and_best_hold(tmp_path):
+    items = _items()
+    cfg = _tiny_config(tmp_path, steps=4, warmup=0, val_every=4, val_batches=1, ema=0.9,
+                       save_every=4, name="tiny-test")
+    loop.train(cfg, items=items, val_items=items)
+    out = Path(cfg.out)
+    state = torch.load(out / loop.STATE_FILE, weights_only=True)
+    best, raw = _state(out / loop.BEST_FILE), _state(out / loop.WEIGHTS_FILE)
+    ema = {**{"r." + k: v for k, v in state["ema"]["r"].items()},
+           **{"c." + k: v for k, v in state["ema"]["c"].items()}}
+    _assert_same(best, ema, exact=True)
+    moved = [k for k in raw if raw[k].is_floating_point() and not torch.equal(raw[k], best[k])]
+    assert len(moved) > 0.5 * sum(v.is_floating_point() for v in raw.values())
+    from vsremaster.model.checkpoint import read_state_dicts
+    assert read_state_dicts(out / loop.BEST_FILE)[2]["name"] == "tiny-test-ema-step4"
+    assert read_state_dicts(out / loop.WEIGHTS_FILE)[2]["name"] == "tiny-test-step4"
+
+    # The logged validation is the EMA's: it scores as `validate` on the EMA weights does.
+    logged = [json.loads(x) for x in (out / loop.LOG_FILE).read_text().splitlines()]
+    val = [r for r in logged if "val" in r][-1]
+    assert val["ema"] is True
+    model_r, model_c = loop.build_models(WIDTH)
+    model_r.load_state_dict(state["ema"]["r"])
+    model_c.load_state_dict(state["ema"]["c"])
+    again = loop.validate(model_r, model_c, loop.validation_batches(items, cfg), cfg.beta, "cpu")
+    assert again["loss"] == pytest.approx(val["val"]["loss"], rel=1e-5)
+
+
+def test_ema_update_rule():
+    model_r, model_c = loop.build_models(WIDTH)
+    ema = loop.WeightEMA(model_r, model_c, decay=0.5)
+    start = {k: v.clone() for k, v in ema.r.state_dict().items()}
+    with torch.no_grad():
+        for p in model_r.parameters():
+            p.add_(1.0)
+    ema.update(model_r, model_c, step=1000)          # decay min(0.5, 1000/1009) = 0.5
+    for k, p in model_r.named_parameters():
+        torch.testing.assert_close(ema.r.state_dict()[k], start[k] + 0.5)
+    ema.update(model_r, model_c, step=1)             # warmup: decay min(0.5, 1/10) = 0.1
+    k, p = next(iter(model_r.named_parameters()))
+    torch.testing.assert_close(ema.r.state_dict()[k], 0.1 * (start[k] + 0.5) + 0.9 * p.detach())
+    assert loop.ema_decay(0, 0.999) == pytest.approx(0.1)
+    assert loop.ema_decay(10_000, 0.999) == 0.999
+
+
+def test_clipping_bounds_the_update():
+    """With SGD(lr=1) the update is minus the gradient: its norm is at most --clip."""
+    maker = loop.BatchMaker(_items(), crop=(32, 32))
+    batch = maker.make(np.random.default_rng(0), 2, 2)
+    results = {}
+    for clip in (0.0, 0.01):
+        torch.manual_seed(0)
+        model_r, model_c = loop.build_models(WIDTH)
+        params = list(model_r.parameters()) + list(model_c.parameters())
+        before = [p.detach().clone() for p in params]
+        opt = torch.optim.SGD(params, lr=1.0)
+        out = loop.train_step(model_r, model_c, opt, batch, 1.0, "cpu", lr=1.0, clip=clip)
+        step = torch.linalg.vector_norm(torch.cat([(p.detach() - b).flatten()
+                                                   for p, b in zip(params, before)]))
+        results[clip] = (out["grad_norm"], float(step))
+    raw_norm, raw_step = results[0.0]
+    assert raw_norm > 0.01 and raw_step == pytest.approx(raw_norm, rel=1e-3)
+    clipped_norm, clipped_step = results[0.01]
+    assert clipped_norm == pytest.approx(raw_norm, rel=1e-4)    # reported before clipping
+    assert clipped_step <= 0.01 * (1 + 1e-4)
+    assert clipped_step == pytest.approx(0.01, rel=1e-3)
+
+
+def test_time_limit_stops_workers_cleanly(tmp_path):
+    """--max-minutes with a data-loading worker: the run saves and exits 0, no worker abort."""
+    d = _prepared_dir(tmp_path)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "vsremaster", "train", "--data-dir", str(d), "--out", str(out),
+           "--width", str(WIDTH), "--steps", "1000", "--batch", "1", "--crop", "32", "32",
+           "--val-every", "0", "--save-every", "1000", "--no-progress", "--threads", "1",
+           "--max-refs", "1", "--workers", "1", "--max-minutes", "0"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for bad in ("Traceback", "killed by signal", "terminate called", "Exception ignored"):
+        assert bad not in proc.stderr, proc.stderr[-2000:]
+    assert torch.load(out / loop.STATE_FILE, weights_only=True)["step"] == 1
+
+
+def _prepared_dir(tmp_path) -> Path:
+    """A prepared data folder made without the network: two training stills, one held out."""
+    import cv2
+    d = tmp_path / "data"
+    (d / "stills").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    entries = []
+    for i, split in enumerate(("train", "train", "heldout")):
+        cv2.imwrite(str(d / "stills" / f"s{i}.jpg"), rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+        entries.append({"name": f"s{i}", "kind": "still", "split": split, "path": f"stills/s{i}.jpg"})
+    (d / data.MANIFEST).write_text(json.dumps({"sources": entries}))
+    return d
 
 
 def test_validation_reports_psnr(tmp_path):
@@ -225,16 +399,7 @@ def test_validation_reports_psnr(tmp_path):
 
 def test_train_command_prepared_dir(tmp_path):
     """`python -m vsremaster train` end to end on a folder made without the network."""
-    d = tmp_path / "data"
-    (d / "stills").mkdir(parents=True)
-    import cv2
-    rng = np.random.default_rng(0)
-    entries = []
-    for i, split in enumerate(("train", "train", "heldout")):
-        cv2.imwrite(str(d / "stills" / f"s{i}.jpg"), rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
-        entries.append({"name": f"s{i}", "kind": "still", "split": split, "path": f"stills/s{i}.jpg"})
-    import json
-    (d / data.MANIFEST).write_text(json.dumps({"sources": entries}))
+    d = _prepared_dir(tmp_path)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "vsremaster", "train", "--data-dir", str(d), "--out", str(out),
            "--width", str(WIDTH), "--steps", "2", "--batch", "1", "--crop", "32", "32",

@@ -21,7 +21,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--steps", type=int, default=100_000, help="train until this step")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--crop", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=2e-4, help="peak learning rate")
+    parser.add_argument("--lr-min", type=float, default=1e-6,
+                        help="learning rate the cosine decay reaches at --steps (default 1e-6)")
+    parser.add_argument("--warmup", type=int, default=500,
+                        help="steps of linear warmup to --lr (default 500)")
+    parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                        help="cosine: warmup, then cosine decay to --lr-min at --steps (default); "
+                             "constant: --lr throughout")
+    parser.add_argument("--clip", type=float, default=1.0,
+                        help="clip the global gradient norm to this (0: off; default 1.0)")
+    parser.add_argument("--ema", type=float, default=0.999,
+                        help="decay of the weights' moving average used for validation and "
+                             "best.safetensors (0: off; default 0.999)")
+    parser.add_argument("--name", default=None,
+                        help="model name prefix in the weights' metadata (default vsremaster-SIZE)")
     parser.add_argument("--beta", type=float, default=1.0, help="weight of the ab loss (Eq. 3)")
     parser.add_argument("--max-refs", type=int, default=6)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -50,6 +64,10 @@ def run(args) -> int:
     if args.crop[0] % 16 or args.crop[1] % 16:
         print("train: --crop sides must be multiples of 16", file=sys.stderr)
         return 2
+    if args.warmup < 0 or args.clip < 0 or not 0 <= args.ema < 1 or args.lr_min > args.lr:
+        print("train: need --warmup >= 0, --clip >= 0, 0 <= --ema < 1 and --lr-min <= --lr",
+              file=sys.stderr)
+        return 2
     if args.prepare:
         prepare(args.data_dir, args.cache_dir)
         if not args.out:
@@ -61,6 +79,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(data_dir=args.data_dir, out=args.out, size=args.size, width=args.width,
                       steps=args.steps, batch=args.batch, crop=tuple(args.crop), lr=args.lr,
+                      lr_min=args.lr_min, warmup=args.warmup, schedule=args.schedule,
+                      clip=args.clip, ema=args.ema, name=args.name,
                       beta=args.beta, max_refs=args.max_refs, device=args.device,
                       workers=args.workers, seed=args.seed, val_every=args.val_every,
                       val_batches=args.val_batches, save_every=args.save_every, log_every=args.log_every,

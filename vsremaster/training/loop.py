@@ -5,17 +5,31 @@ degrades the grey clips (Table 3 + the deterioration bank), and minimises
 
     loss = L1(R(x), L) + beta * L1(C(R(x), refs), ab)
 
-with Adam. Batches are a pure function of (seed, step), so a resumed run draws exactly
-the batches the interrupted one would have. Checkpoints in `out/`:
+with Adam. The recipe around it:
 
-- `last.safetensors`: both networks (the project's weights format, usable by `Remaster`
-  and `evaluate`), metadata with the step and the width;
-- `state.pt`: optimizer state, step and config (`torch.save`, read with weights_only=True);
-- `best.safetensors`: the weights with the best validation loss so far;
-- `log.jsonl`: training losses and validation figures.
+- learning rate: linear warmup over `warmup` steps, then a cosine decay from `lr` to
+  `lr_min` at `steps` (`lr_at`, a pure function of the step, so resuming continues the
+  same schedule); `schedule="constant"` keeps `lr` throughout;
+- gradient clipping: the global gradient norm is clipped to `clip` (0 disables);
+- an exponential moving average of the weights (`WeightEMA`, decay `ema`, warmed up as
+  min(ema, (1 + step) / (10 + step))); validation and `best.safetensors` use it.
+
+Batches are a pure function of (seed, step), so a resumed run draws exactly the batches
+the interrupted one would have, and it ends where the uninterrupted run would. When
+`max_minutes` runs out the sampler stops handing out steps and the batches the workers
+already made are drained (not trained on), so the workers shut down the ordinary way.
+Checkpoints in `out/`:
+
+- `last.safetensors`: both networks' raw weights (the project's weights format, usable
+  by `Remaster` and `evaluate`), metadata with the step and the width;
+- `state.pt`: optimizer state, the EMA weights, step and config (`torch.save`, read with
+  weights_only=True);
+- `best.safetensors`: the EMA weights with the best validation loss so far;
+- `log.jsonl`: training losses, learning rate, gradient norm, validation figures.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -54,6 +68,12 @@ class TrainConfig:
     frames: int = 5
     max_refs: int = 6
     lr: float = 2e-4
+    lr_min: float = 1e-6              # the cosine ends here at `steps`
+    warmup: int = 500                 # linear warmup steps
+    schedule: str = "cosine"          # or "constant"
+    clip: float = 1.0                 # global gradient-norm clip (0: off)
+    ema: float = 0.999                # weight EMA decay (0: off; validation uses raw weights)
+    name: str | None = None           # weights name prefix (default vsremaster-<size>)
     beta: float = 1.0
     device: str = "cpu"
     workers: int = 0
@@ -71,6 +91,62 @@ class TrainConfig:
     @property
     def model_width(self) -> float:
         return float(self.width if self.width is not None else SIZES[self.size])
+
+    @property
+    def model_name(self) -> str:
+        return self.name or f"vsremaster-{self.size}"
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of the update made at `step` (0-based): warmup, then cosine to lr_min."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule != "cosine":
+        raise ValueError(f"unknown schedule {cfg.schedule!r} (cosine or constant)")
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    span = max(1, cfg.steps - cfg.warmup)
+    t = min(1.0, (step - cfg.warmup) / span)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """The EMA's decay after `step` updates: short memory first, `decay` later."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+class WeightEMA:
+    """Exponential moving average of both networks' state (parameters and BatchNorm statistics).
+
+    `r` and `c` are ordinary NetworkR/NetworkC copies holding the averages, so they
+    validate and save like the raw models.
+    """
+
+    def __init__(self, model_r, model_c, decay: float):
+        self.decay = decay
+        self.r, self.c = copy.deepcopy(model_r), copy.deepcopy(model_c)
+        for m in (self.r, self.c):
+            m.eval()
+            m.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model_r, model_c, step: int) -> None:
+        """Fold in the raw weights after the update that made `step` updates in all."""
+        d = ema_decay(step - 1, self.decay)
+        for avg, raw in ((self.r, model_r), (self.c, model_c)):
+            raw_state = raw.state_dict()
+            for k, v in avg.state_dict().items():
+                if v.is_floating_point():
+                    v.lerp_(raw_state[k], 1.0 - d)
+                else:
+                    v.copy_(raw_state[k])
+
+    def state_dict(self) -> dict:
+        return {"r": _cpu_state(self.r), "c": _cpu_state(self.c)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.r.load_state_dict(state["r"])
+        self.c.load_state_dict(state["c"])
 
 
 # --------------------------------------------------------------------------- batches
@@ -146,14 +222,29 @@ def forward_losses(model_r, model_c, batch: dict, beta: float, device, amp: bool
             "restored": restored, "ab_pred": ab_pred, "x": x, "l": l, "ab": ab, "refs": refs}
 
 
-def train_step(model_r, model_c, opt, batch: dict, beta: float, device, amp=False) -> dict:
+def train_step(model_r, model_c, opt, batch: dict, beta: float, device, amp=False,
+               lr: float | None = None, clip: float = 0.0) -> dict:
+    """One Adam update (at learning rate `lr` when given; gradient norm clipped to `clip`).
+
+    Returns the losses and `grad_norm`, the global gradient norm before clipping.
+    """
     model_r.train()
     model_c.train()
     out = forward_losses(model_r, model_c, batch, beta, device, amp)
     opt.zero_grad(set_to_none=True)
     out["loss"].backward()
+    params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    if clip and clip > 0:
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+    else:
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
+    if lr is not None:
+        for g in opt.param_groups:
+            g["lr"] = lr
     opt.step()
-    return {k: float(out[k].detach()) for k in ("loss", "loss_l", "loss_ab")}
+    result = {k: float(out[k].detach()) for k in ("loss", "loss_l", "loss_ab")}
+    result["grad_norm"] = float(norm)
+    return result
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -194,20 +285,34 @@ def validation_batches(items: list[Item], cfg: TrainConfig, n_refs: int = 1) -> 
 
 # --------------------------------------------------------------------------- checkpoints
 
+def save_weights(path: Path, model_r, model_c, name: str, **meta: str) -> None:
+    """Write both networks to `path` atomically (the project's safetensors format)."""
+    tmp = path.with_name(path.name + ".tmp")
+    save_checkpoint(tmp, _cpu_state(model_r), _cpu_state(model_c), name=name, **meta)
+    os.replace(tmp, path)
+
+
 def save_training_state(out: Path, model_r, model_c, opt, step: int, cfg: TrainConfig,
-                        best: float, weights_name: str = WEIGHTS_FILE) -> None:
+                        best: float, weights_name: str = WEIGHTS_FILE,
+                        ema: WeightEMA | None = None) -> None:
+    """`last.safetensors` (raw weights) + `state.pt`; or, with another `weights_name`, only
+    that weights file, holding the EMA weights when `ema` is given."""
     out.mkdir(parents=True, exist_ok=True)
     meta = {"step": str(step), "width": str(cfg.model_width), "size": cfg.size,
             "trained_by": "vsremaster.training"}
-    tmp = out / (weights_name + ".tmp")
-    save_checkpoint(tmp, _cpu_state(model_r), _cpu_state(model_c),
-                    name=f"vsremaster-{cfg.size}-step{step}", **meta)
-    os.replace(tmp, out / weights_name)
     if weights_name != WEIGHTS_FILE:
+        if ema is not None:
+            save_weights(out / weights_name, ema.r, ema.c, f"{cfg.model_name}-ema-step{step}",
+                         ema=str(ema.decay), **meta)
+        else:
+            save_weights(out / weights_name, model_r, model_c, f"{cfg.model_name}-step{step}", **meta)
         return
+    save_weights(out / weights_name, model_r, model_c, f"{cfg.model_name}-step{step}", **meta)
     state = {"step": step, "optimizer": opt.state_dict(), "best": best,
              "config": {k: (list(v) if isinstance(v, tuple) else v)
                         for k, v in asdict(cfg).items() if k != "extra"}}
+    if ema is not None:
+        state["ema"] = ema.state_dict()
     torch.save(state, out / (STATE_FILE + ".tmp"))
     os.replace(out / (STATE_FILE + ".tmp"), out / STATE_FILE)
 
@@ -216,17 +321,48 @@ def _cpu_state(model) -> dict:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
-def load_training_state(out: Path, model_r, model_c, opt, device="cpu") -> tuple[int, float]:
-    """Restore weights and optimizer from `out`; return (step, best validation loss)."""
+def load_training_state(out: Path, model_r, model_c, opt, device="cpu",
+                        ema: WeightEMA | None = None) -> tuple[int, float]:
+    """Restore weights, optimizer and EMA from `out`; return (step, best validation loss).
+
+    A state without an EMA (older runs) starts the EMA from the restored raw weights.
+    """
     state_r, state_c, _ = read_state_dicts(out / WEIGHTS_FILE)
     model_r.load_state_dict(state_r)
     model_c.load_state_dict(state_c)
     state = torch.load(out / STATE_FILE, map_location=device, weights_only=True)
     opt.load_state_dict(state["optimizer"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"] if "ema" in state
+                            else {"r": model_r.state_dict(), "c": model_c.state_dict()})
     return int(state["step"]), float(state.get("best", math.inf))
 
 
 # --------------------------------------------------------------------------- the loop
+
+class StepSampler:
+    """Steps `start`..`stop - 1` for the DataLoader, until `halt()`: then it hands out no more.
+
+    Halting instead of leaving the loop lets the DataLoader deliver what its workers
+    already made and shut them down as after a finished run; a `break` out of the loop
+    left workers mid-batch and they died by SIGABRT at exit.
+    """
+
+    def __init__(self, start: int, stop: int):
+        self.start, self.stop, self.halted = start, stop, False
+
+    def halt(self) -> None:
+        self.halted = True
+
+    def __iter__(self):
+        for i in range(self.start, self.stop):
+            if self.halted:
+                return
+            yield i
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
 
 def _log(out: Path, record: dict) -> None:
     with open(out / LOG_FILE, "a") as f:
@@ -253,16 +389,19 @@ def train(cfg: TrainConfig, resume: bool = False, items: list[Item] | None = Non
     model_r, model_c = build_models(cfg.model_width, device)
     opt = make_optimizer(model_r, model_c, cfg.lr)
     step, best = 0, math.inf
-    if resume and (out / STATE_FILE).exists():
-        step, best = load_training_state(out, model_r, model_c, opt, device)
-    elif cfg.init:
+    if cfg.init and not (resume and (out / STATE_FILE).exists()):
         state_r, state_c, _ = read_state_dicts(cfg.init)
         model_r.load_state_dict(state_r)
         model_c.load_state_dict(state_c)
+    ema = WeightEMA(model_r, model_c, cfg.ema) if cfg.ema else None
+    if resume and (out / STATE_FILE).exists():
+        step, best = load_training_state(out, model_r, model_c, opt, device, ema)
+    eval_r, eval_c = (ema.r, ema.c) if ema else (model_r, model_c)
     val = validation_batches(val_items, cfg) if cfg.val_every else []
     dataset = BatchDataset(BatchMaker(items, cfg.crop, cfg.frames), cfg.batch, cfg.seed, cfg.max_refs)
+    sampler = StepSampler(step, cfg.steps)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, sampler=range(step, cfg.steps), num_workers=cfg.workers,
+        dataset, batch_size=None, sampler=sampler, num_workers=cfg.workers,
         worker_init_fn=_worker_init if cfg.workers else None,
         pin_memory=device.type == "cuda", persistent_workers=False,
         # fork after cv2/torch thread pools ran in this process can deadlock the workers
@@ -271,30 +410,47 @@ def train(cfg: TrainConfig, resume: bool = False, items: list[Item] | None = Non
     last: dict = {}
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, dynamic_ncols=True,
                desc=f"train {cfg.size} w={cfg.model_width:g}")
-    ema = None
+    smooth = None
     t0 = time.time()
     for batch in loader:
-        losses = train_step(model_r, model_c, opt, batch, cfg.beta, device, cfg.amp)
+        if sampler.halted:
+            continue                  # made before the time limit; drained, not trained on
+        lr = lr_at(step, cfg)
+        losses = train_step(model_r, model_c, opt, batch, cfg.beta, device, cfg.amp,
+                            lr=lr, clip=cfg.clip)
         step += 1
-        ema = losses if ema is None else {k: 0.95 * ema[k] + 0.05 * v for k, v in losses.items()}
+        if ema is not None:
+            ema.update(model_r, model_c, step)
+        smooth = losses if smooth is None else {k: 0.95 * smooth[k] + 0.05 * v
+                                                for k, v in losses.items()}
         bar.update(1)
-        bar.set_postfix(loss=f"{ema['loss']:.4f}", l=f"{ema['loss_l']:.4f}", ab=f"{ema['loss_ab']:.4f}")
+        bar.set_postfix(loss=f"{smooth['loss']:.4f}", l=f"{smooth['loss_l']:.4f}",
+                        ab=f"{smooth['loss_ab']:.4f}", lr=f"{lr:.2e}")
         last = dict(losses)
         if step % cfg.log_every == 0:
-            _log(out, {"step": step, "time": round(time.time() - t0, 1), **losses})
+            _log(out, {"step": step, "time": round(time.time() - t0, 1), "lr": lr, **losses})
         if val and cfg.val_every and step % cfg.val_every == 0:
-            last = validate(model_r, model_c, val, cfg.beta, device, cfg.amp)
-            _log(out, {"step": step, "val": last})
-            bar.write(f"step {step}: val " + " ".join(f"{k}={v:.4f}" for k, v in last.items()))
+            last = validate(eval_r, eval_c, val, cfg.beta, device, cfg.amp)
+            _log(out, {"step": step, "val": last, "ema": bool(ema)})
+            bar.write(f"step {step}: val{' (EMA)' if ema else ''} "
+                      + " ".join(f"{k}={v:.4f}" for k, v in last.items()))
             if last["loss"] < best:
                 best = last["loss"]
-                save_training_state(out, model_r, model_c, opt, step, cfg, best, BEST_FILE)
+                save_training_state(out, model_r, model_c, opt, step, cfg, best, BEST_FILE, ema)
         if step % cfg.save_every == 0 or step == cfg.steps:
-            save_training_state(out, model_r, model_c, opt, step, cfg, best)
-        if cfg.max_minutes is not None and time.time() - t0 > 60 * cfg.max_minutes:
+            save_training_state(out, model_r, model_c, opt, step, cfg, best, ema=ema)
+        if (cfg.max_minutes is not None and not sampler.halted
+                and time.time() - t0 > 60 * cfg.max_minutes):
             bar.write(f"step {step}: time limit of {cfg.max_minutes:g} min reached")
-            break
+            sampler.halt()
     bar.close()
+    if val and cfg.val_every and sampler.halted and step % cfg.val_every:
+        # stopped by the clock between validations: the last weights get their turn too
+        last = validate(eval_r, eval_c, val, cfg.beta, device, cfg.amp)
+        _log(out, {"step": step, "val": last, "ema": bool(ema)})
+        if last["loss"] < best:
+            best = last["loss"]
+            save_training_state(out, model_r, model_c, opt, step, cfg, best, BEST_FILE, ema)
     if step % cfg.save_every and step != cfg.steps:
-        save_training_state(out, model_r, model_c, opt, step, cfg, best)
+        save_training_state(out, model_r, model_c, opt, step, cfg, best, ema=ema)
     return last
