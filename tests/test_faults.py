@@ -40,13 +40,30 @@ def test_out_of_memory_splits_restoration_exactly(monkeypatch, own_weights, gold
     reference = [planes(f)[0] for f in build(clip, weights=golden_weights, colorize=False,
                                              chunk=40, **SMALL).clip.frames()]
     pipe = build(clip, weights=own_weights, colorize=False, chunk=40, **SMALL)
-    calls = []
-    # a core frame needs 13 frames each side: 27-frame passes must fit, 40 must not
-    fail_above(monkeypatch, pipe.engine.models.restore, "forward", 32, calls)
+    stream, calls = pipe.engine.stream, []
+    original = stream.push
+
+    def limited(state, x, last=False):
+        calls.append(x.shape[2])
+        if x.shape[2] > 8:
+            raise torch.OutOfMemoryError("injected: CUDA out of memory")
+        return original(state, x, last)
+    monkeypatch.setattr(stream, "push", limited)
     got = [planes(f)[0] for f in pipe.clip.frames()]
-    assert calls[0] == 40 and 33 in calls and any(c <= 32 for c in calls)
+    # one cell of 40 frames: a 13-frame warm-up push and a 27-frame push, each halved
+    # until the pieces fit (failed tries included)
+    assert calls == [13, 6, 7, 27, 13, 6, 7, 14, 7, 7]
     for a, b in zip(reference, got):
         assert np.abs(a - b).max() < 1e-5
+
+    # nothing fits: a clear error, and the filter works again once memory is back
+    fresh = build(clip, weights=own_weights, colorize=False, chunk=40, **SMALL)
+    monkeypatch.setattr(fresh.engine.stream, "push", lambda *a, **k: (_ for _ in ()).throw(
+        torch.OutOfMemoryError("injected")))
+    with pytest.raises(vs.Error, match="out of cpu memory for a single frame"):
+        fresh.clip.get_frame(0)
+    monkeypatch.undo()
+    assert np.abs(planes(fresh.clip.get_frame(0))[0] - reference[0]).max() < 1e-5
 
 
 def test_out_of_memory_splits_decoder_then_keeps_working(monkeypatch, own_weights):

@@ -101,6 +101,19 @@ def test_linear_render_runs_each_chunk_once(golden_weights, grey):
     assert pipe.engine.runs["restore"] == len(pipe.engine.restore_grid.cells_covering(range(20)))
 
 
+def test_long_prefetch_still_decodes_each_chunk_once(golden_weights):
+    # more frames in flight than the finished-chunk cache holds: requests planned for a
+    # chunk share its result, so the chunk is not computed again after being dropped
+    core.num_threads = 8
+    grey = moving_pattern(48, H, W, seed=9)
+    pipe = build(from_arrays(grey, vs.GRAY8), weights=golden_weights, restore=False,
+                 chunk=4, **SMALL)
+    for _ in pipe.clip.frames(prefetch=16, backlog=48):
+        pass
+    assert pipe.engine.decoded.size < 48 // 4
+    assert pipe.engine.runs["decode"] == 12 and pipe.engine.runs["encode"] == 12
+
+
 def test_scene_isolation(golden_weights, grey):
     cut = {10: {"_SceneChangePrev": 1}}
     a = from_arrays(grey, vs.GRAY8, per_frame_props=cut)
@@ -191,6 +204,57 @@ def test_restoration_in_cells_equals_one_pass_over_the_scene(golden_weights, gol
                            torch.from_numpy(whole[n])[None])[0].numpy()
         assert np.abs(got[n] - expect).max() < 1e-4, n
     assert RESTORE_RADIUS == 13
+
+
+def streamed(golden_weights, monkeypatch, frames, cell=4, run=8):
+    """A restoration-only pipeline with small R-cells and runs, counting pushed frames."""
+    from vsremaster.engine import runner
+    monkeypatch.setattr(runner, "RUN_FRAMES", run)
+    clip = from_arrays(frames, vs.GRAYS)
+    pipe = build(clip, weights=golden_weights, colorize=False, chunk=4, mindim=48,
+                 device_index=-1)
+    pipe.engine.restore_grid.size = cell
+    stream, pushed = pipe.engine.stream, []
+    push = stream.push
+    monkeypatch.setattr(stream, "push", lambda s, x, last=False: (
+        pushed.append((s.next_in, x.shape[2], s.carries[0] is None)), push(s, x, last))[1])
+    return pipe, pushed
+
+
+def test_restoration_streams_each_run_once(golden_weights, golden_models, monkeypatch):
+    model_r, _ = golden_models
+    grey = moving_pattern(48, H, W, seed=3)
+    pipe, pushed = streamed(golden_weights, monkeypatch, grey)
+    got = np.stack([planes(f)[0] for f in pipe.clip.frames()])
+    assert pipe.engine.runs["restore"] == 12                 # every 4-frame cell once
+    # runs of two cells; each stream starts RESTORE_RADIUS frames before its run (at the
+    # scene start for the first two) and runs RESTORE_RADIUS frames ahead of its cells;
+    # the run at 32 reaches the scene's end, which finishes the run at 40 as well
+    assert [s for s, _, fresh in pushed if fresh] == [0, 0, 3, 11, 19]
+    assert sum(n for _, n, _ in pushed) == sum(
+        min(r + 8 + 13, 48) - max(r - 13, 0) for r in range(0, 40, 8))
+    from vsremaster.frames.source import frame_array
+    small = np.stack([frame_array(f) for f in core.resize.Bicubic(
+        from_arrays(grey, vs.GRAYS), W, H).frames()])
+    with torch.no_grad():
+        whole = model_r(torch.from_numpy(small)[None, None])[0, 0].numpy()
+    assert np.abs(got - whole).max() < 1e-4
+
+
+def test_restoration_seek_resumes_and_order_does_not_change_bytes(golden_weights, monkeypatch):
+    grey = moving_pattern(48, H, W, seed=3)
+    linear, _ = streamed(golden_weights, monkeypatch, grey)
+    everything = [frame_bytes(linear.clip, n) for n in range(48)]
+    seek, pushed = streamed(golden_weights, monkeypatch, grey)
+    assert frame_bytes(seek.clip, 13) == everything[13]
+    # the run [8, 16): its stream starts at the scene start, cells 8 and 12 are computed
+    assert seek.engine.runs["restore"] == 2 and pushed[0] == (0, 4, True)
+    assert pushed[-1] == (25, 4, False)
+    before = len(pushed)
+    assert frame_bytes(seek.clip, 17) == everything[17]     # next run: starts cold
+    assert pushed[before] == (16 - 13, 4, True)
+    for n in (47, 30, 29, 2, 46, 21):
+        assert frame_bytes(seek.clip, n) == everything[n], n
 
 
 def test_chunk_sees_seven_frames_of_edge_replicated_context(golden_weights, golden_models, grey):

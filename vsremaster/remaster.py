@@ -28,8 +28,8 @@ from .references.sources import RefError, check_refs, load_bank
 
 DEFAULT_CHUNK = {"cpu": 24, "cuda": 32}
 _RESTORE_BYTES_PER_PIXEL_BYTE = 210
-_RESTORE_BUDGET_CPU = 8 << 30
-_RESTORE_BUDGET_CUDA = 24 << 30
+_RESTORE_BUDGET_CPU = 4 << 30
+_RESTORE_BUDGET_CUDA = 8 << 30
 
 
 def _fail(message: str):
@@ -97,17 +97,19 @@ def _load_models(path, device: torch.device, dtype: torch.dtype):
 
 
 def _restore_cell_size(pw: int, ph: int, device: torch.device, dtype: torch.dtype) -> int:
-    """Frames per restoration pass (plus 2 x 13 context) that fit the memory budget.
+    """Frames per restoration push that fit the memory budget.
 
-    Measured on an H100 in fp16: NetworkR over 42 frames of 528x400 peaked at 3.7 GB,
-    about 420 bytes per pixel per frame (210 per byte of element size).
+    Measured: NetworkR peaks at about 420 bytes per pixel per frame in fp16 on an H100
+    and 720 in float32 on the CPU (210 per byte of element size covers both). A push
+    also holds each layer's 2 carried frames, a padding frame, and the stream state (all
+    layers' carries, about 3 frames' worth): 5 frames on top.
     """
     per_frame = _RESTORE_BYTES_PER_PIXEL_BYTE * torch.finfo(dtype).bits // 8 * pw * ph
     if device.type == "cuda":
-        budget = min(torch.cuda.mem_get_info(device)[0] // 3, _RESTORE_BUDGET_CUDA)
+        budget = min(torch.cuda.mem_get_info(device)[0] // 4, _RESTORE_BUDGET_CUDA)
     else:
         budget = _RESTORE_BUDGET_CPU
-    return int(min(max(budget // per_frame - 2 * 13, 8), 256))
+    return int(min(max(budget // per_frame - 5, 2), 64))
 
 
 def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
@@ -192,8 +194,8 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
                 for s in set(ref_sets) if s}
     grid = Grid(scan.starts, clip.num_frames, chunk)
     restore_grid = Grid(scan.starts, clip.num_frames, _restore_cell_size(pw, ph, device, dtype))
-    engine = Engine(models, grid, restore_grid, ref_sets, canvases,
-                    restore=restore, colorize=colorize, rgb_input=rgb_input)
+    engine = Engine(models, grid, restore_grid, ref_sets, canvases, restore=restore,
+                    colorize=colorize, rgb_input=rgb_input, threads=vs.core.num_threads)
     colour = ColorProps.of(clip, clip.get_frame(0).props)
     out_family = vs.RGB if (colorize or rgb_input) else vs.GRAY
     blank = vs.core.std.BlankClip(work, format=vs.RGBS if out_family == vs.RGB else vs.GRAYS,

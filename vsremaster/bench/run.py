@@ -473,8 +473,9 @@ class SplitTimer:
     """Times ours' network calls by wrapping the shared models' methods (instance
     attributes, removed afterwards). On CUDA it synchronises around every call."""
 
-    KINDS = (("restore", "restore", "forward"), ("encode", "colorize", "encode_frames"),
-             ("decode", "colorize", "decode"), ("refs", "colorize", "encode_refs"))
+    KINDS = (("restore", "restore", "forward"), ("restore", "stream", "push"),
+             ("encode", "colorize", "encode_frames"), ("decode", "colorize", "decode"),
+             ("refs", "colorize", "encode_refs"))
 
     def __init__(self, models, device: torch.device):
         self.models, self.device = models, device
@@ -559,7 +560,10 @@ def run_ours(cfg: Config, inputs: Inputs, small: Inputs, weights: Path,
         pipe = build(clip, refs=inputs.ref_paths or None, mindim=min(w, h),
                      ref_mindim=inputs.ref_size, **kw)
         want_split = cfg.split or cfg.device.type == "cpu"
-        split = SplitTimer(pipe.engine.models, cfg.device) if want_split else _NoSplit()
+        # ours restores through the engine's stream (NetworkR layer by layer)
+        from types import SimpleNamespace
+        nets = SimpleNamespace(stream=pipe.engine.stream, colorize=pipe.engine.models.colorize)
+        split = SplitTimer(nets, cfg.device) if want_split else _NoSplit()
         with split:
             t_built = time.perf_counter()
             count = 0

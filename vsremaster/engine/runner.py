@@ -1,8 +1,10 @@
 """Runs the networks over the chunk grid: each piece of work once, in fixed shapes.
 
 Three kinds of work, each cached per grid cell (bounded LRU):
-- restoration of an R-cell, from its frames plus RESTORE_RADIUS frames each side
-  (clipped to the scene): identical to one pass of NetworkR over the whole scene;
+- restoration of an R-cell: NetworkR streamed over the scene a cell at a time
+  (`model.streaming`), identical to one pass over the whole scene. Streams start at the
+  first cell of each *run* (RUN_FRAMES frames of cells) from RESTORE_RADIUS frames before
+  it; the state after each cell is kept, so the next cell costs only its own frames;
 - per-frame encoder features of a cell (spatial encoders and source-reference
   attention), shared by the cell and the chunks of both neighbours;
 - decoding of a cell: the cell with CONTEXT frames each side (edge-replicated at scene
@@ -13,6 +15,8 @@ same inputs in the same shapes, so a frame's bytes never depend on request order
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,12 +25,17 @@ import torch
 from ..color import rgb_to_model
 from ..color.compose import compose
 from ..model import FrameFeatures, RESTORE_RADIUS, RefEncoding
+from ..model.streaming import RestorationStream, StreamState
 from ..planning.windows import Cell, Grid
 from .cache import LRU
 from .models import Models
 
 #: Frames of context each side of a decoded chunk (the model's 15-frame window).
 CONTEXT = 7
+#: Frames of R-cells per restoration run: a run's first cell costs about 6 frames of
+#: extra work (its stream starts RESTORE_RADIUS frames early); a seek into a run
+#: restores the run from its start (or the latest kept state) up to the frame.
+RUN_FRAMES = 64
 
 
 class OutOfMemory(MemoryError):
@@ -47,13 +56,24 @@ class Decoded:
     refs: tuple[int, ...]
 
 
+class _Slot:
+    """Where the requests planned for one cell meet its result. Every request holds its
+    cell's slot, so the cell is computed once while any of them is waiting, however many
+    other cells the bounded cache has seen meanwhile (many threads, long prefetch)."""
+
+    decoded: Decoded | None = None
+
+
 @dataclass
 class Request:
     """What computing frame n's cell needs: cached pieces it holds on to, and raw frames."""
 
     cell: Cell
+    slot: _Slot = field(default_factory=_Slot)
     decoded: Decoded | None = None
     restored: dict = field(default_factory=dict)
+    #: per R-cell to compute: the cell of the stream state it resumes from, and the state
+    resume: dict = field(default_factory=dict)
     features: dict = field(default_factory=dict)
     raw: list[int] = field(default_factory=list)
 
@@ -68,15 +88,24 @@ class Engine:
 
     def __init__(self, models: Models, grid: Grid, restore_grid: Grid,
                  ref_sets: list[tuple[int, ...]], ref_canvases: dict, *,
-                 restore: bool, colorize: bool, rgb_input: bool, cache_cells: int = 4):
+                 restore: bool, colorize: bool, rgb_input: bool, cache_cells: int = 4,
+                 threads: int = 1):
         self.models = models
         self.grid, self.restore_grid = grid, restore_grid
         self.ref_sets, self.ref_canvases = ref_sets, ref_canvases
         self.restore, self.colorize, self.rgb_input = restore, colorize, rgb_input
-        self.restored = LRU(cache_cells)
-        self.features = LRU(cache_cells + 2)
+        # VapourSynth's threads keep about this many cells in flight at once
+        ahead = -(-threads // grid.size)
+        # a scene's last push finishes every cell within RESTORE_RADIUS of its end at once
+        self.restored = LRU(cache_cells + -(-RESTORE_RADIUS // restore_grid.size) + 1)
+        self.states = LRU(2)
+        self.stream = RestorationStream(models.restore) if restore else None
+        # a chunk reads the features of the cells its context reaches
+        self.features = LRU(max(cache_cells + 2, 2 + 2 * -(-CONTEXT // grid.size) + ahead))
         # finished frames are full size: keep few (a linear render needs the current one)
-        self.decoded = LRU(3)
+        self.decoded = LRU(2 + ahead)
+        self._slots: "weakref.WeakValueDictionary[int, _Slot]" = weakref.WeakValueDictionary()
+        self._slots_lock = threading.Lock()
         self.encoded = LRU(4)
         #: how many times each kind of work ran (benchmarks and tests read it)
         self.runs = {"restore": 0, "encode": 0, "decode": 0, "refs": 0}
@@ -92,7 +121,11 @@ class Engine:
         chunks compute. What it pins stays alive with the request, whatever the caches drop.
         """
         cell = self.grid.cell_of(n)
-        req = Request(cell, decoded=self.decoded.get(cell.start))
+        with self._slots_lock:
+            slot = self._slots.get(cell.start)
+            if slot is None:
+                slot = self._slots[cell.start] = _Slot()
+        req = Request(cell, slot, decoded=slot.decoded or self.decoded.get(cell.start))
         if req.decoded is not None:
             return req
         need: set[int] = set(cell.frames)
@@ -105,12 +138,60 @@ class Engine:
         raw: set[int] = set()
         for rc in self.restore_grid.cells_covering(need):
             got = self.restored.get(rc.start)
-            if got is None:
-                raw.update(rc.clipped(RESTORE_RADIUS) if self.restore else rc.frames)
-            else:
+            if got is not None:
                 req.restored[rc.start] = got
+            elif not self.restore:
+                raw.update(rc.frames)
+            else:
+                at, state = self._latest_state(rc, req)
+                req.resume[rc.start] = (at, state)
+                raw.update(self._stream_inputs(rc, at if state is not None else None))
         req.raw = sorted(raw)
         return req
+
+    # -- restoration runs ---------------------------------------------------------------
+    def _run_first(self, rc: Cell) -> Cell:
+        """The first cell of rc's run. A run that would start within RESTORE_RADIUS of
+        the scene's end joins the run before it, whose last push finishes those frames:
+        every cell then comes from one stream, whatever the order of requests."""
+        size = self.restore_grid.size
+        per_run = max(1, RUN_FRAMES // size)
+        index = rc.index - rc.index % per_run
+        while index and rc.scene_start + index * size + RESTORE_RADIUS >= rc.scene_stop:
+            index -= per_run
+        return self.restore_grid.cell_of(rc.scene_start + index * size)
+
+    def _latest_state(self, rc: Cell, req: Request) -> tuple[Cell, StreamState | None]:
+        """The latest stream state of rc's run at or before rc: kept, or pinned by the
+        request when it was planned; else (the run's first cell, None)."""
+        first = self._run_first(rc)
+        pinned_at, pinned = req.resume.get(rc.start, (None, None))
+        cell = rc
+        while True:
+            state = self.states.get(cell.start)
+            if state is None and cell == pinned_at:
+                state = pinned
+            if state is not None or cell.start == first.start:
+                return cell, state
+            cell = self.restore_grid.cell_of(cell.start - 1)
+
+    def _warm_up(self, first: Cell) -> tuple[int, list[range]]:
+        """Where the stream of a run starts, and its input pieces before the first cell's."""
+        start = max(first.scene_start, first.start - RESTORE_RADIUS)
+        stop = min(first.start + RESTORE_RADIUS, first.scene_stop)
+        size = self.restore_grid.size
+        return start, [range(i, min(i + size, stop)) for i in range(start, stop, size)]
+
+    @staticmethod
+    def _piece(cell: Cell) -> range:
+        """The input frames pushed to finish `cell` (RESTORE_RADIUS frames ahead of it)."""
+        return range(cell.start + RESTORE_RADIUS, min(cell.stop + RESTORE_RADIUS, cell.scene_stop))
+
+    def _stream_inputs(self, rc: Cell, resume_at: Cell | None) -> range:
+        """Raw frames a stream needs to finish rc: from a state at `resume_at`, or cold."""
+        lo = self._warm_up(self._run_first(rc))[0] if resume_at is None else \
+            self._piece(resume_at).start
+        return range(lo, min(rc.stop + RESTORE_RADIUS, rc.scene_stop))
 
     # -- computing (called with the raw frames the request listed) --------------------
     def result(self, req: Request, raw: dict[int, np.ndarray],
@@ -123,10 +204,11 @@ class Engine:
         if req.decoded is not None:
             return req.decoded
         with self.models.lock, torch.inference_mode():
-            done = self.decoded.get(req.cell.start)
+            done = req.slot.decoded or self.decoded.get(req.cell.start)
             if done is None:
                 done = self._decode(req, raw, full)
                 self.decoded.put(req.cell.start, done)
+            req.slot.decoded = done
             return done
 
     def _to_l(self, frames: list[np.ndarray]) -> torch.Tensor:
@@ -138,38 +220,67 @@ class Engine:
         return x.float().unsqueeze(1).clamp(0, 1)
 
     def _restored_cell(self, rc: Cell, req: Request, raw) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input L, restored L) [T, 1, h, w] of R-cell rc, streaming its run as needed."""
         got = req.restored.get(rc.start) or self.restored.get(rc.start)
         if got is not None:
             return got
-        if self.restore:
-            window = rc.clipped(RESTORE_RADIUS)
-            l_in = self._to_l([raw[i] for i in window])
-            core = slice(rc.start - window.start, rc.stop - window.start)
-            got = (l_in[core], self._restore_core(l_in, window, rc.frames))
-            self.runs["restore"] += 1
-        else:
+        if not self.restore:
             l_in = self._to_l([raw[i] for i in rc.frames])
-            got = (l_in, l_in)
-        self.restored.put(rc.start, got)
-        return got
+            self.restored.put(rc.start, (l_in, l_in))
+            return l_in, l_in
+        cell, state = self._latest_state(rc, req)
+        pieces: list[range] = []
+        if state is None:
+            start, pieces = self._warm_up(cell)
+            state = self.stream.begin(start, start == cell.scene_start)
+        # finished frames not yet handed to a cell: from time t0 on
+        t0, emit, ins, outs = state.next_out, cell, [], []
+        while True:
+            for piece in pieces + [self._piece(cell)]:
+                if not state.finished:
+                    state, done = self._push(state, self._to_l([raw[i] for i in piece]),
+                                             piece.stop == cell.scene_stop)
+                    if done is not None:
+                        ins.append(done[0])
+                        outs.append(done[1])
+            pieces = []
+            while emit is not None and emit.stop <= state.next_out:
+                l_in, l_out = torch.cat(ins), torch.cat(outs)
+                part = slice(emit.start - t0, emit.stop - t0)
+                pair = (l_in[part].clone(), l_out[part].clone())
+                self.restored.put(emit.start, pair)
+                self.runs["restore"] += 1
+                got = pair if emit.start == rc.start else got
+                ins, outs, t0 = [l_in[part.stop:]], [l_out[part.stop:]], emit.stop
+                emit = self.restore_grid.cell_of(emit.stop) if emit.stop < emit.scene_stop else None
+            if state.finished or cell.stop == cell.scene_stop:
+                return got
+            cell = self.restore_grid.cell_of(cell.stop)
+            if self._run_first(cell) != cell:     # keep the state for the run's next cell
+                self.states.put(cell.start, state)
+            if got is not None:
+                return got
 
-    def _restore_core(self, l_in: torch.Tensor, window: range, core: range) -> torch.Tensor:
-        """NetworkR output for `core`, from `l_in` [T, 1, h, w] covering `window`.
+    def _push(self, state: StreamState, l: torch.Tensor, last: bool):
+        """Push model L [T, 1, h, w]; out of memory, push it in halves (the same values).
 
-        Out of device memory, the core is halved, each half with its own context: the
-        same values, since each frame only sees RESTORE_RADIUS frames each side.
+        Returns the new state and, if frames were finished, (inputs, outputs) [n, 1, h, w].
         """
-        sub = range(max(core.start - RESTORE_RADIUS, window.start),
-                    min(core.stop + RESTORE_RADIUS, window.stop))
-        x = l_in[sub.start - window.start:sub.stop - window.start]
         m = self.models
         try:
-            out = m.restore(x.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0))
-            return out[0].permute(1, 0, 2, 3).float()[core.start - sub.start:core.stop - sub.start]
+            x = l.to(m.dtype).permute(1, 0, 2, 3).unsqueeze(0)
+            state, done = self.stream.push(state, x, last)
+            if done is None:
+                return state, None
+            return state, tuple(t[0].permute(1, 0, 2, 3).float() for t in done)
         except torch.OutOfMemoryError:
-            mid = self._split_or_give_up(core)
-        return torch.cat([self._restore_core(l_in, window, range(core.start, mid)),
-                          self._restore_core(l_in, window, range(mid, core.stop))])
+            mid = self._split_or_give_up(range(len(l)))
+        state, a = self._push(state, l[:mid], False)
+        state, b = self._push(state, l[mid:], last)
+        parts = [p for p in (a, b) if p is not None]
+        if len(parts) < 2:
+            return state, parts[0] if parts else None
+        return state, (torch.cat([a[0], b[0]]), torch.cat([a[1], b[1]]))
 
     def _split_or_give_up(self, frames: range) -> int:
         _free_device_memory(self.models.device)
