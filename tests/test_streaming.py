@@ -47,6 +47,29 @@ def test_pieces_equal_one_pass(net, frames, sizes):
     assert (got - whole).abs().max() < TOL
 
 
+@pytest.mark.parametrize("max_frames", [1, 3])
+def test_layers_in_blocks_equal_one_pass(net, max_frames):
+    x = torch.rand(1, 1, 20, 16, 32, generator=torch.Generator().manual_seed(5))
+    stream = RestorationStream(net, max_frames=max_frames)
+    calls = []
+    stream.layers = [_Counting(layer, calls) for layer in stream.layers]
+    with torch.no_grad():
+        whole = net(x)
+        got, _ = stream_all(stream, x, [6])
+    assert (got - whole).abs().max() < TOL
+    assert max(calls) == max_frames
+
+
+class _Counting:
+    def __init__(self, layer, calls):
+        self.layer, self.calls = layer, calls
+        self.pad = layer.pad
+
+    def __call__(self, seq):
+        self.calls.append(seq.shape[2] - 2)
+        return self.layer(seq)
+
+
 def test_stream_started_inside_a_scene_is_exact_after_the_radius(net):
     x = torch.rand(1, 1, 40, 16, 32, generator=torch.Generator().manual_seed(1))
     stream = RestorationStream(net)

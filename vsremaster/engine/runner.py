@@ -99,7 +99,7 @@ class Engine:
         # a scene's last push finishes every cell within RESTORE_RADIUS of its end at once
         self.restored = LRU(cache_cells + -(-RESTORE_RADIUS // restore_grid.size) + 1)
         self.states = LRU(2)
-        self.stream = RestorationStream(models.restore) if restore else None
+        self.stream = RestorationStream(models.restore, restore_grid.size) if restore else None
         # a chunk reads the features of the cells its context reaches
         self.features = LRU(max(cache_cells + 2, 2 + 2 * -(-CONTEXT // grid.size) + ahead))
         # finished frames are full size: keep few (a linear render needs the current one)

@@ -84,8 +84,11 @@ class StreamState:
 class RestorationStream:
     """Piecewise evaluation of a NetworkR (see the module docstring)."""
 
-    def __init__(self, net: NetworkR):
+    def __init__(self, net: NetworkR, max_frames: int | None = None):
+        """max_frames: most output frames one layer computes in one call (None: all);
+        bounds the scene's final drain, which each layer receives with its lag."""
         self.layers = _layers(net)
+        self.max_frames = max_frames
 
     def begin(self, start: int, scene_start: bool) -> StreamState:
         """A stream whose first input frame is at time `start`.
@@ -118,6 +121,13 @@ class RestorationStream:
             return state, tuple(torch.cat([a, b], 2) for a, b in zip(done, rest))
         return self._step(state, x, last)
 
+    def _apply(self, layer: _Layer, seq: torch.Tensor) -> torch.Tensor:
+        n = seq.shape[2] - 2
+        step = self.max_frames or n
+        if n <= step:
+            return layer(seq)
+        return torch.cat([layer(seq[:, :, i:i + step + 2]) for i in range(0, n, step)], 2)
+
     def _step(self, state: StreamState, x: torch.Tensor, last: bool):
         h: torch.Tensor | None = x - L_MEAN if x.shape[2] else None
         carries = []
@@ -133,7 +143,7 @@ class RestorationStream:
             # a copy: a view would keep every layer's whole input alive with the state
             carries.append(None if seq is None else seq[:, :, -2:].clone())
             parts = h = None                    # seq holds the frames; free the rest first
-            h = layer(seq) if seq is not None and seq.shape[2] >= 3 else None
+            h = self._apply(layer, seq) if seq is not None and seq.shape[2] >= 3 else None
             seq = None
 
         pending = x if state.pending is None else torch.cat([state.pending, x], 2)
