@@ -216,8 +216,11 @@ def streamed(golden_weights, monkeypatch, frames, cell=4, run=8):
     pipe.engine.restore_grid.size = cell
     stream, pushed = pipe.engine.stream, []
     push = stream.push
-    monkeypatch.setattr(stream, "push", lambda s, x, last=False: (
-        pushed.append((s.next_in, x.shape[2], s.carries[0] is None)), push(s, x, last))[1])
+
+    def counted(state, x, last=False):
+        pushed.append((state.next_in, x.shape[2], state.carries[0] is None))
+        return push(state, x, last)
+    monkeypatch.setattr(stream, "push", counted)
     return pipe, pushed
 
 

@@ -363,15 +363,20 @@ def test_time_limit_stops_workers_cleanly(tmp_path):
     """--max-minutes with a data-loading worker: the run saves and exits 0, no worker abort."""
     d = _prepared_dir(tmp_path)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "vsremaster", "train", "--data-dir", str(d), "--out", str(out),
-           "--width", str(WIDTH), "--steps", "1000", "--batch", "1", "--crop", "32", "32",
-           "--val-every", "0", "--save-every", "1000", "--no-progress", "--threads", "1",
-           "--max-refs", "1", "--workers", "1", "--max-minutes", "0"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = _train_command(d, out, "--steps", "1000", "--val-every", "0", "--save-every", "1000",
+                          "--workers", "1", "--max-minutes", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     for bad in ("Traceback", "killed by signal", "terminate called", "Exception ignored"):
         assert bad not in proc.stderr, proc.stderr[-2000:]
     assert torch.load(out / loop.STATE_FILE, weights_only=True)["step"] == 1
+
+
+def _train_command(data_dir: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m vsremaster train` on a tiny model, batch and crop, one thread."""
+    cmd = [sys.executable, "-m", "vsremaster", "train", "--data-dir", str(data_dir),
+           "--out", str(out), "--width", str(WIDTH), "--batch", "1", "--crop", "32", "32",
+           "--no-progress", "--threads", "1", "--max-refs", "1", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def _prepared_dir(tmp_path) -> Path:
@@ -401,11 +406,8 @@ def test_train_command_prepared_dir(tmp_path):
     """`python -m vsremaster train` end to end on a folder made without the network."""
     d = _prepared_dir(tmp_path)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "vsremaster", "train", "--data-dir", str(d), "--out", str(out),
-           "--width", str(WIDTH), "--steps", "2", "--batch", "1", "--crop", "32", "32",
-           "--val-every", "2", "--val-batches", "1", "--save-every", "2", "--no-progress",
-           "--threads", "1", "--max-refs", "1"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = _train_command(d, out, "--steps", "2", "--val-every", "2", "--val-batches", "1",
+                          "--save-every", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "psnr_ab" in proc.stdout
     assert (out / "last.safetensors").exists() and (out / "best.safetensors").exists()
