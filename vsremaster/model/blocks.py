@@ -22,6 +22,20 @@ def scaled(width: float):
 TEMPORAL = (3, 3, 3)
 
 
+def spatial(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A block with a 1xKxK kernel applied to frames x [N, C, H, W] as 2-D operations."""
+    conv = block.conv3d
+    y = F.conv2d(x, conv.weight[:, :, 0], conv.bias, conv.stride[1:], conv.padding[1:])
+    return F.elu(batch_norm(block.bn, y))
+
+
+def batch_norm(bn: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """An eval-mode BatchNorm3d (or the Identity left by folding) on tensors of any rank."""
+    if isinstance(bn, nn.Identity):
+        return y
+    return F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
 class ConvBlock(nn.Module):
     """Conv3d -> BatchNorm3d -> ELU. Default: spatial 1x3x3 kernel, padding 0x1x1."""
 
@@ -42,7 +56,10 @@ def temporal(cin: int, cout: int, **kw) -> ConvBlock:
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
-    """Trilinear x(1, 2, 2) upsampling of a [B, C, T, H, W] tensor, as released."""
+    """x2 spatial upsampling of [B, C, T, H, W] (trilinear x(1, 2, 2), as released) or of
+    frames [N, C, H, W] (bilinear, the same values)."""
+    if x.dim() == 4:
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     return F.interpolate(x, scale_factor=(1, 2, 2), mode="trilinear", align_corners=False)
 
 
@@ -99,15 +116,31 @@ class Attention(nn.Module):
         """Attend from source [B, C, T, H, W] to projected keys/values; adds the residual."""
         b, c, t, h, w = source.shape
         q = self.query_conv(source).flatten(2).transpose(1, 2).contiguous()
+        out = self.weigh(q, k, v).transpose(1, 2).reshape(b, c, t, h, w)
+        return self.gamma * out + source
+
+    def weigh(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """softmax(q k^T) v for q [B, L, C/8], k [B, S, C/8], v [B, S, C] -> [B, L, C]."""
         k, v = k.to(q.dtype), v.to(q.dtype)
         if self.matmul_softmax:
-            out = torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
-        elif q.device.type == "cpu":
-            out = _blocked_attention(q, k, v)
-        else:
-            out = _fused_attention(q, k, v)
-        out = out.transpose(1, 2).reshape(b, c, t, h, w)
-        return self.gamma * out + source
+            return torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
+        if q.device.type == "cpu":
+            return _blocked_attention(q, k, v)
+        return _fused_attention(q, k, v)
+
+    def project(self, conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+        """A 1x1x1 projection of frames x [T, C, H, W] -> [T, H*W, C'] (contiguous)."""
+        y = F.conv2d(x, conv.weight[:, :, 0], conv.bias)
+        return y.flatten(2).transpose(1, 2).contiguous()
+
+    def attend_frame(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """One frame x [1, C, H, W] attending keys/values [1, S, *]; adds the residual.
+
+        One frame per call: the kernels then always see the same shapes, so a frame's
+        result has the same bits whichever frames were computed with it.
+        """
+        out = self.weigh(self.project(self.query_conv, x), k, v)
+        return self.gamma * out.transpose(1, 2).reshape(x.shape) + x
 
     def forward(self, source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return self.attend(source, *self.keys_values(reference))

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Attention, ConvBlock, UpBlock, UpConcatBlock, scaled, temporal
+from .blocks import Attention, ConvBlock, UpBlock, UpConcatBlock, scaled, spatial, temporal
 from .restoration import L_MEAN
 
 REF_MEAN = 0.48
@@ -120,6 +121,24 @@ class NetworkC(nn.Module):
         if refs is not None:
             deep = self.stattn2.attend(deep, refs.k2, refs.v2)
         return FrameFeatures(skip=skip, deep=self.conv1(deep))
+
+    def encode_frame_batch(self, x: torch.Tensor, refs: RefEncoding | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode_frames` for frames x [N, 1, H, W] -> (skip [N, 512, H/8, W/8], deep).
+
+        Frames are the batch of 2-D operations and each frame attends the references in
+        a call of its own, so a frame's features do not depend on the other frames.
+        """
+        x1 = F.pad(x - L_MEAN, (1, 1, 1, 1), mode="replicate")
+        for block in self.down1[1:]:
+            x1 = spatial(block, x1)
+        if refs is not None:
+            x1 = torch.cat([self.stattn1.attend_frame(f, refs.k1, refs.v1) for f in x1.split(1)])
+        skip = spatial(self.flat[1], spatial(self.flat[0], x1))
+        deep = spatial(self.down2[1], spatial(self.down2[0], x1))
+        if refs is not None:
+            deep = torch.cat([self.stattn2.attend_frame(f, refs.k2, refs.v2) for f in deep.split(1)])
+        return skip, spatial(self.conv1, deep)
 
     def decode(self, feats: FrameFeatures, same_as: list[int] | None = None) -> torch.Tensor:
         """The cross-frame part: self attention and 3x3x3 convolutions over all frames.

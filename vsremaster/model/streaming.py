@@ -1,15 +1,25 @@
-"""NetworkR over a long scene in pieces: exact, in bounded memory, no context recomputed.
+"""Temporal networks over a scene, a piece at a time, with bits that do not depend on the pieces.
 
-NetworkR is a plain stack of 13 convolutions with 3 frames of temporal kernel, so
-frame t of a layer's output needs frames t-1..t+1 of its input. A stream feeds the
-scene to the network a piece at a time; each layer keeps the last two frames of its
-input (its *carry*) for the next piece, and the scene's edges get the padding one
-pass over the whole scene would give them (replication for the first layer, zeros for
-the others). The outputs equal `NetworkR(scene)`, while memory grows with the piece
-length only. States are immutable: resuming from one state twice gives the same result.
+A network is a chain of *stages*; output t of a stage depends on its inputs t-r..t+r
+(r: the stage's radius). Frames are [T, C, H, W], time as the batch of 2-D operations:
 
-A stream can also begin inside a scene (no padding): its first output is then the
-frame RESTORE_RADIUS frames after the first input, and from there on it is exact.
+- `TemporalConv`, a 3x3x3 convolution: one 2-D convolution per frame into three taps,
+  z_u = (A_u, B_u, C_u), then y_t = (A_{t-1} + B_t) + C_{t+1}. Every frame's taps are
+  computed once; a stream carries the partial sums of the outputs still waiting.
+- `Windowed` stages (self attention over frames t-r..t+r, see `model.decoding`): a
+  stream carries their last 2r input frames.
+
+Beyond a scene's first and last frame a stage sees zeros or copies of the edge frame
+(`edge`), as one pass over the whole scene with the released padding gives.
+
+Why not Conv3d: its result for a frame changes in the last bits with the number of
+frames in the call (measured with oneDNN), while a 2-D convolution gives every frame of
+a batch the same bits whatever the batch (measured on the CPU; elsewhere calls are padded
+to a fixed number of frames, `frame_batch`, so kernels see one shape). Attention runs one
+frame per call. Hence a stream begun cold inside a scene gives, from its first output on,
+exactly the bits of a stream begun at the scene's first frame, and a frame's bytes do not
+depend on request order, seeks, threads, or how a push was split after running out of
+memory. States are immutable: resuming one twice gives the same result.
 """
 from __future__ import annotations
 
@@ -19,143 +29,279 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvBlock, UpBlock, upsample2x
+from .blocks import ConvBlock, UpBlock, batch_norm, upsample2x
 from .restoration import L_MEAN, RESTORE_RADIUS, NetworkR
 
 
-class _Layer:
-    """One temporal layer applied to a piece with no padding in time.
+def per_frame(fn, x: torch.Tensor, batch: int | None):
+    """fn over frames x [T, ...] in calls of exactly `batch` frames (the last one padded
+    with zeros), or in one call when batch is None. fn returns a tensor or a tuple."""
+    if batch is None or x.shape[0] == batch:
+        return fn(x)
+    outs = []
+    for i in range(0, x.shape[0], batch):
+        part = x[i:i + batch]
+        n = part.shape[0]
+        if n < batch:
+            part = torch.cat([part, part.new_zeros((batch - n, *part.shape[1:]))])
+        out = fn(part)
+        outs.append(tuple(t[:n] for t in out) if isinstance(out, tuple) else out[:n])
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat(ts) for ts in zip(*outs))
+    return torch.cat(outs)
 
-    `replicate`: the layer is the first one, whose input the network pads by
-    replication (in time too); the others pad time with zeros.
+
+@dataclass(frozen=True)
+class _ConvCarry:
+    next_in: int                    # time of the next input frame
+    next_out: int                   # time of the next output
+    pad_first: bool                 # the scene's first frame is still to come
+    ab: torch.Tensor | None         # A_{t-1} + B_t of the next output t
+    a: torch.Tensor | None          # A of the last input frame
+    c: torch.Tensor | None          # C of the last input frame (replicated edges only)
+
+
+class TemporalConv:
+    """A 3x3x3 block (Conv3d [+ BN + ELU]; an UpBlock upsamples first) as taps."""
+
+    radius = 1
+
+    def __init__(self, module: nn.Module, edge: str = "zero", pad_space: bool = False,
+                 batch: int | None = None):
+        """edge: "zero" or "replicate" beyond the scene; pad_space: replicate-pad H and W
+        by one first (the released NetworkR pads its input so); batch: frames per call."""
+        conv = module if isinstance(module, nn.Conv3d) else module.conv3d
+        if tuple(conv.kernel_size) != (3, 3, 3) or conv.stride[0] != 1:
+            raise ValueError("streaming needs 3x3x3 kernels with stride 1 in time")
+        self.module, self.conv, self.edge, self.pad_space, self.batch = \
+            module, conv, edge, pad_space, batch
+        self.channels = c = conv.out_channels
+        # taps t-1, t, t+1 stacked as output channels; the bias rides on B
+        w = conv.weight
+        self.weight = w.permute(2, 0, 1, 3, 4).reshape(3 * c, w.shape[1], *w.shape[3:])
+        self.bias = None if conv.bias is None else torch.cat(
+            [torch.zeros_like(conv.bias), conv.bias, torch.zeros_like(conv.bias)])
+
+    def taps(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames x [T, Cin, H, W] -> taps [T, 3 * Cout, H', W']."""
+        if isinstance(self.module, UpBlock):
+            x = upsample2x(x)
+        if self.pad_space:
+            x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        return F.conv2d(x, self.weight, self.bias, self.conv.stride[1:], self.conv.padding[1:])
+
+    def post(self, y: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.module, nn.Conv3d):
+            return y
+        return F.elu(batch_norm(self.module.bn, y))
+
+    def begin(self, start: int, scene_start: bool) -> _ConvCarry:
+        return _ConvCarry(start, start if scene_start else start + 1, scene_start, None, None, None)
+
+    def _edge(self, z: torch.Tensor) -> torch.Tensor:
+        return z if self.edge == "replicate" else torch.zeros_like(z)
+
+    def step(self, carry: _ConvCarry, x: torch.Tensor | None, last: bool):
+        """Take the next input frames (or None); return (carry, outputs or None)."""
+        c, t0 = self.channels, carry.next_out
+        z = None if x is None else per_frame(self.taps, x, self.batch)
+        z0, pad_first = carry.next_in, carry.pad_first      # z0: time of z[0]
+        if pad_first and z is not None:
+            z = torch.cat([self._edge(z[:1]), z])           # the frame before the scene
+            z0, pad_first = z0 - 1, False
+        next_in = carry.next_in + (0 if x is None else len(x))
+        last_c = carry.c if z is None or self.edge != "replicate" else z[-1:, 2 * c:]
+        a, parts = carry.a, [] if carry.ab is None else [carry.ab]
+        if z is not None:                                  # A_{t-1} + B_t, t from t0 on
+            za, zb = z[:, :c], z[:, c:2 * c]
+            if a is not None:
+                parts.append(torch.cat([a, za[:-1]]) + zb)
+            elif len(z) > 1:
+                parts.append(za[:-1] + zb[1:])
+            a = za[-1:]
+        sums = None if not parts else torch.cat(parts) if len(parts) > 1 else parts[0]
+        cs = [] if z is None else [z[t0 + 1 - z0:, 2 * c:]]  # C_{t+1}
+        if last and sums is not None:
+            cs.append(last_c if self.edge == "replicate" else torch.zeros_like(sums[:1]))
+        n = sum(len(t) for t in cs)
+        if sums is None or not n:
+            return _ConvCarry(next_in, t0, pad_first, sums, a, _own(last_c)), None
+        y = self.post(sums[:n] + (torch.cat(cs) if len(cs) > 1 else cs[0]))
+        if last:
+            return _ConvCarry(next_in, t0 + n, False, None, None, None), y
+        return _ConvCarry(next_in, t0 + n, pad_first, _own(sums[n:]), _own(a), _own(last_c)), y
+
+
+def _own(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A copy holding only its own frames (a view would keep a whole batch alive)."""
+    return None if t is None or not len(t) else t.clone()
+
+
+@dataclass(frozen=True)
+class _WindowCarry:
+    next_out: int
+    lo: int                         # time of frames[0][0]
+    frames: tuple | None            # the stage's inputs from `lo` on
+
+
+class Windowed:
+    """A stage whose output t reads inputs t-radius..t+radius (edges replicated).
+
+    Subclasses define `compute(window, n)`: window tuple of [n + 2r, ...] frames (the
+    first member is the stage's input; further members are side inputs aligned in time),
+    returning the n middle frames' outputs.
     """
 
-    def __init__(self, module: nn.Module, replicate: bool = False):
-        conv = module if isinstance(module, nn.Conv3d) else module.conv3d
-        if conv.kernel_size[0] != 3 or conv.stride[0] != 1:
-            raise ValueError("streaming needs temporal kernels of 3 with stride 1")
-        self.module, self.conv, self.replicate = module, conv, replicate
-        self.padding = (0, 0, 0) if replicate else (0,) + tuple(conv.padding[1:])
+    radius: int
 
-    def pad(self, frame: torch.Tensor) -> torch.Tensor:
-        """The frame one pass puts beyond a scene edge next to `frame` [B, C, 1, H, W]."""
-        return frame if self.replicate else torch.zeros_like(frame)
+    def compute(self, window: tuple, n: int) -> torch.Tensor:
+        raise NotImplementedError
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, C, T, H, W] (T >= 3) -> [B, C', T-2, H', W']."""
-        m = self.module
-        if self.replicate:
-            x = F.pad(x, (1, 1, 1, 1, 0, 0), mode="replicate")
-        if isinstance(m, UpBlock):
-            x = upsample2x(x)
-        y = F.conv3d(x, self.conv.weight, self.conv.bias, self.conv.stride, self.padding)
-        if isinstance(m, (ConvBlock, UpBlock)):
-            y = F.elu(m.bn(y))
-        return y
+    def begin(self, start: int, scene_start: bool) -> _WindowCarry:
+        return _WindowCarry(start if scene_start else start + self.radius, start, None)
+
+    def step(self, carry: _WindowCarry, x, last: bool):
+        frames = carry.frames
+        if x is not None:
+            x = x if isinstance(x, tuple) else (x,)
+            frames = x if frames is None else tuple(torch.cat([a, b]) for a, b in zip(frames, x))
+        r, o, lo = self.radius, carry.next_out, carry.lo
+        hi = lo + (0 if frames is None else len(frames[0]))
+        stop = hi if last else hi - r
+        if frames is None or stop <= o:
+            return _WindowCarry(o, lo, frames), None
+        # inputs o-r .. stop+r, the scene's edge frames repeated beyond it
+        before, after = max(0, lo - (o - r)), max(0, stop + r - hi)
+        window = tuple(_repeat_edges(t[max(0, o - r - lo):], before, after) for t in frames)
+        y = self.compute(window, stop - o)
+        keep = max(0, stop - r - lo)
+        kept = tuple(t[keep:].clone() for t in frames)
+        return _WindowCarry(stop, lo + keep, kept if len(kept[0]) else None), y
 
 
-def _layers(net: NetworkR) -> list[_Layer]:
-    layers, replicate = [], False
-    for m in net.layers:
-        if isinstance(m, nn.ReplicationPad3d):
-            replicate = True
-            continue
-        if not isinstance(m, (ConvBlock, UpBlock, nn.Conv3d)):
-            raise TypeError(f"cannot stream a {type(m).__name__}")
-        layers.append(_Layer(m, replicate))
-        replicate = False
-    if len(layers) != RESTORE_RADIUS:
-        raise ValueError(f"expected {RESTORE_RADIUS} temporal layers, found {len(layers)}")
-    return layers
+def _repeat_edges(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
+    if not before and not after:
+        return t
+    return torch.cat([t[:1]] * before + [t] + [t[-1:]] * after)
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """Where a stream stands: the next input's and output's times and each stage's carry."""
+
+    next_in: int
+    next_out: int
+    carries: tuple
+    finished: bool = False
+
+
+class Chain:
+    """Stages pushed piece by piece (see the module docstring)."""
+
+    def __init__(self, stages: list):
+        self.stages = stages
+        #: frames after t that output t waits for
+        self.lag = sum(stage.radius for stage in stages)
+
+    def begin(self, start: int, scene_start: bool) -> ChainState:
+        """A stream whose first input is at time `start`: the scene's first frame
+        (padded as one pass pads it), or inside the scene (outputs begin `lag` later)."""
+        carries, t = [], start
+        for stage in self.stages:
+            carries.append(stage.begin(t, scene_start))
+            t = carries[-1].next_out
+        return ChainState(start, t, tuple(carries))
+
+    def push(self, state: ChainState, x, last: bool = False):
+        """Feed the next input frames (a tensor or a tuple of aligned tensors; None when
+        there are none, then only with `last`).
+
+        Returns the new state and the outputs for times `state.next_out` onwards, or None.
+        """
+        if state.finished:
+            raise ValueError("the stream has finished")
+        count = _length(x)
+        h = x if count else None
+        carries = []
+        for stage, carry in zip(self.stages, state.carries):
+            carry, h = stage.step(carry, h, last)
+            carries.append(carry)
+        return ChainState(state.next_in + count, state.next_out + _length(h), tuple(carries),
+                          last), h
+
+
+def _length(x) -> int:
+    if x is None:
+        return 0
+    return len(x[0] if isinstance(x, tuple) else x)
 
 
 @dataclass(frozen=True)
 class StreamState:
-    """Where a stream stands: the next input frame's time and each layer's carry."""
+    """A restoration stream: the chain's state and inputs still waiting for their output."""
 
-    next_in: int                        # time of the next frame to push
-    next_out: int                       # time of the next output frame
-    pad_start: bool                     # the stream began at a scene start
-    carries: tuple                      # per layer: its last (<= 2) input frames, or None
-    pending: torch.Tensor | None        # pushed inputs [B, 1, k, H, W] from next_out on
-    finished: bool = False
+    chain: ChainState
+    next_in: int
+    pending: torch.Tensor | None        # inputs [k, 1, H, W] from `next_out` on
+
+    @property
+    def next_out(self) -> int:
+        return self.chain.next_out
+
+    @property
+    def finished(self) -> bool:
+        return self.chain.finished
+
+
+def restoration_stages(net: NetworkR, batch: int | None = 1) -> list[TemporalConv]:
+    """NetworkR's 13 temporal layers as streaming stages."""
+    stages, pad = [], False
+    for m in net.layers:
+        if isinstance(m, nn.ReplicationPad3d):
+            pad = True
+            continue
+        if not isinstance(m, (ConvBlock, UpBlock, nn.Conv3d)):
+            raise TypeError(f"cannot stream a {type(m).__name__}")
+        stages.append(TemporalConv(m, "replicate" if pad else "zero", pad_space=pad, batch=batch))
+        pad = False
+    if len(stages) != RESTORE_RADIUS:
+        raise ValueError(f"expected {RESTORE_RADIUS} temporal layers, found {len(stages)}")
+    return stages
 
 
 class RestorationStream:
-    """Piecewise evaluation of a NetworkR (see the module docstring)."""
+    """NetworkR over a scene piece by piece: outputs equal `NetworkR(scene)`."""
 
-    def __init__(self, net: NetworkR, max_frames: int | None = None):
-        """max_frames: most output frames one layer computes in one call (None: all);
-        bounds the scene's final drain, which each layer receives with its lag."""
-        self.layers = _layers(net)
-        self.max_frames = max_frames
+    def __init__(self, net: NetworkR, batch: int | None = 1):
+        """batch: frames per convolution call (None: any; fixed on devices whose kernels
+        depend on the batch size)."""
+        self.chain = Chain(restoration_stages(net, batch))
+        self.lag = self.chain.lag
 
     def begin(self, start: int, scene_start: bool) -> StreamState:
-        """A stream whose first input frame is at time `start`.
+        return StreamState(self.chain.begin(start, scene_start), start, None)
 
-        scene_start: `start` is a scene's first frame (padded as one pass pads it);
-        otherwise outputs begin at `start + RESTORE_RADIUS`.
+    def push(self, state: StreamState, x: torch.Tensor | None, last: bool = False):
+        """Feed model L frames x [T, 1, H, W] (None or T = 0: only when `last`).
+
+        Returns the new state and, when outputs became final, (inputs, outputs), both
+        [n, 1, H, W] for times `state.next_out` .. `+ n`; else None.
         """
-        first_out = start if scene_start else start + RESTORE_RADIUS
-        return StreamState(start, first_out, scene_start, (None,) * len(self.layers), None)
-
-    def push(self, state: StreamState, x: torch.Tensor, last: bool = False
-             ) -> tuple[StreamState, tuple[torch.Tensor, torch.Tensor] | None]:
-        """Feed the next frames x [B, 1, T, H, W] (T may be 0 when `last`).
-
-        last: x ends the scene (its far edge is padded and the stream finishes).
-        Returns the new state and, when some outputs became final, (inputs, outputs):
-        both [B, 1, n, H, W] for times `state.next_out` .. `+ n`, the network's input
-        frames and its outputs (else None).
-        """
-        if state.finished:
-            raise ValueError("the stream has finished")
-        if last and x.shape[2]:
-            # each layer lags a frame behind the one before: finishing the scene in the
-            # same step would send x plus 12 lagging frames through the deepest layers
-            # (each layer's whole output is held at once); draining in a step of its own
-            # measured 811 vs 948 MB for a 17-frame piece at 320x176
-            state, done = self._step(state, x, False)
-            state, rest = self._step(state, x[:, :, :0], True)
-            if done is None or rest is None:
-                return state, done or rest
-            return state, tuple(torch.cat([a, b], 2) for a, b in zip(done, rest))
-        return self._step(state, x, last)
-
-    def _apply(self, layer: _Layer, seq: torch.Tensor) -> torch.Tensor:
-        n = seq.shape[2] - 2
-        step = self.max_frames or n
-        if n <= step:
-            return layer(seq)
-        return torch.cat([layer(seq[:, :, i:i + step + 2]) for i in range(0, n, step)], 2)
-
-    def _step(self, state: StreamState, x: torch.Tensor, last: bool):
-        h: torch.Tensor | None = x - L_MEAN if x.shape[2] else None
-        carries = []
-        for layer, carry in zip(self.layers, state.carries):
-            parts = [] if carry is None else [carry]
-            if carry is None and state.pad_start and h is not None:
-                parts.append(layer.pad(h[:, :, :1]))
-            if h is not None:
-                parts.append(h)
-            if last and parts:
-                parts.append(layer.pad(parts[-1][:, :, -1:]))
-            seq = torch.cat(parts, 2) if len(parts) > 1 else (parts[0] if parts else None)
-            # a copy: a view would keep every layer's whole input alive with the state
-            carries.append(None if seq is None else seq[:, :, -2:].clone())
-            parts = h = None                    # seq holds the frames; free the rest first
-            h = self._apply(layer, seq) if seq is not None and seq.shape[2] >= 3 else None
-            seq = None
-
-        pending = x if state.pending is None else torch.cat([state.pending, x], 2)
-        if state.next_in < state.next_out:      # inputs before the first output: drop
-            pending = pending[:, :, state.next_out - state.next_in:]
+        if x is not None and not len(x):
+            x = None
+        chain, h = self.chain.push(state.chain, None if x is None else x - L_MEAN, last)
+        pending, next_in = state.pending, state.next_in
+        if x is not None:
+            pending = x if pending is None else torch.cat([pending, x])
+            next_in += len(x)
+        if pending is not None:
+            # inputs before the first output (a stream begun inside a scene) get none
+            early = state.next_out - (next_in - len(pending))
+            if early > 0:
+                pending = pending[early:]
         done = None
         if h is not None:
-            n = h.shape[2]
-            done = (pending[:, :, :n], torch.clamp(pending[:, :, :n] + torch.tanh(h), 0, 1))
-            pending = pending[:, :, n:]
-        n_out = 0 if done is None else done[1].shape[2]
-        new = StreamState(state.next_in + x.shape[2], state.next_out + n_out,
-                          state.pad_start, tuple(carries), pending, last)
-        return new, done
+            n = len(h)
+            done = (pending[:n], torch.clamp(pending[:n] + torch.tanh(h), 0, 1))
+            pending = pending[n:]
+        return StreamState(chain, next_in, _own(pending)), done
