@@ -12,14 +12,17 @@ import os
 from dataclasses import dataclass
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 import vapoursynth as vs
 
+from .engine.compose import DeviceComposer
 from .engine.models import shared_models
 from .engine.runner import Engine, Request
-from .frames.formats import ColorProps, check_format, output_format
-from .frames.sink import set_props, to_output, write_planes
-from .frames.source import frame_array, frame_at, processing_size, scan_luma, working_clip
+from .frames.formats import check_format
+from .frames.sink import graph_finish, luma_only, output_format, set_props, write_planes
+from .frames.source import frame_array, frame_at, model_input, processing_size, scan_luma
+from .model.decoding import CONTEXTS
 from .planning import scenes
 from .planning.windows import Grid
 from .references.canvas import place_on_canvas
@@ -27,9 +30,15 @@ from .references.selection import choose_sets
 from .references.sources import RefError, check_refs, load_bank
 
 DEFAULT_CHUNK = {"cpu": 24, "cuda": 32}
-_RESTORE_BYTES_PER_PIXEL_BYTE = 210
-_RESTORE_BUDGET_CPU = 4 << 30
-_RESTORE_BUDGET_CUDA = 8 << 30
+#: Bytes one frame of a push needs, per model pixel and byte of the sample type: NetworkR
+#: peaked at about 420 bytes per pixel per frame in fp16 on an H100 and 720 in float32
+#: on the CPU (measured with the released layers; the streamed taps hold 3 taps of the
+#: widest layer per frame at most, within this).
+_PUSH_BYTES_PER_PIXEL_BYTE = 210
+_PUSH_BUDGET_CPU = 2 << 30
+_PUSH_BUDGET_CUDA = 8 << 30
+#: How output frames are finished: VapourSynth filters (CPU) or composed on the device.
+FINISHES = ("graph", "device")
 
 
 def _fail(message: str):
@@ -96,26 +105,21 @@ def _load_models(path, device: torch.device, dtype: torch.dtype):
               ".safetensors file")
 
 
-def _restore_cell_size(pw: int, ph: int, device: torch.device, dtype: torch.dtype) -> int:
-    """Frames per restoration push that fit the memory budget.
-
-    Measured: NetworkR peaks at about 420 bytes per pixel per frame in fp16 on an H100
-    and 720 in float32 on the CPU (210 per byte of element size covers both). A push
-    also holds each layer's 2 carried frames, a padding frame, and the stream state (all
-    layers' carries, about 3 frames' worth): 5 frames on top.
-    """
-    per_frame = _RESTORE_BYTES_PER_PIXEL_BYTE * torch.finfo(dtype).bits // 8 * pw * ph
+def _push_step(pw: int, ph: int, device: torch.device, dtype: torch.dtype) -> int:
+    """Frames per push through the networks that fit the memory budget."""
+    per_frame = _PUSH_BYTES_PER_PIXEL_BYTE * torch.finfo(dtype).bits // 8 * pw * ph
     if device.type == "cuda":
-        budget = min(torch.cuda.mem_get_info(device)[0] // 4, _RESTORE_BUDGET_CUDA)
+        budget = min(torch.cuda.mem_get_info(device)[0] // 4, _PUSH_BUDGET_CUDA)
     else:
-        budget = _RESTORE_BUDGET_CPU
-    return int(min(max(budget // per_frame - 5, 2), 64))
+        budget = _PUSH_BUDGET_CPU
+    return int(min(max(budget // per_frame, 1), 64))
 
 
 def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
              restore: bool = True, colorize: bool = True, mindim: int = 320,
              ref_mindim: int = 256, max_refs: int = 6, chunk: int | None = None,
-             fp16: bool | None = None, sc_threshold: float | None = None) -> vs.VideoNode:
+             fp16: bool | None = None, sc_threshold: float | None = None,
+             context: str = "frame") -> vs.VideoNode:
     """Restore and colorize a black-and-white clip with DeepRemaster.
 
     clip: GRAY, YUV or RGB, 8-16 bit integer or 16/32 bit float, constant format/size.
@@ -129,6 +133,9 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     max_refs: most references per scene. chunk: frames per chunk (context excluded).
     fp16: half precision (default on CUDA). sc_threshold: detect scene changes with this
         threshold instead of reading `_SceneChangePrev`/`_SceneChangeNext`.
+    context: "frame" (each frame's self attention and decoder see frames t-7..t+7 of its
+        scene) or "chunk" (the released decoding: a chunk plus 7 frames each side share
+        one window; seams at chunk bounds; for comparison).
 
     Every argument is checked here, when the script runs, before any frame is rendered;
     a problem raises vs.Error("Remaster: ...") naming the argument and what is allowed.
@@ -136,12 +143,12 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     """
     return build(clip, refs, weights=weights, device_index=device_index, restore=restore,
                  colorize=colorize, mindim=mindim, ref_mindim=ref_mindim, max_refs=max_refs,
-                 chunk=chunk, fp16=fp16, sc_threshold=sc_threshold).clip
+                 chunk=chunk, fp16=fp16, sc_threshold=sc_threshold, context=context).clip
 
 
 def build(clip, refs=None, *, weights=None, device_index=None, restore=True, colorize=True,
           mindim=320, ref_mindim=256, max_refs=6, chunk=None, fp16=None,
-          sc_threshold=None) -> "Pipeline":
+          sc_threshold=None, context="frame", finish=None) -> "Pipeline":
     """`Remaster` returning the whole pipeline (clip, engine, scenes, reference sets)."""
     if not isinstance(clip, vs.VideoNode):
         _fail(f"clip must be a vapoursynth.VideoNode (a video clip), not {type(clip).__name__}")
@@ -164,6 +171,8 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
                                      or math.isnan(sc_threshold) or not 0 < sc_threshold <= 1):
         _fail(f"sc_threshold must be a number in (0, 1] or None (read scene-change props), "
               f"not {sc_threshold!r}")
+    if context not in CONTEXTS:
+        _fail(f"context must be one of {', '.join(map(repr, CONTEXTS))}, not {context!r}")
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
     weights_path = _find_weights(weights)
@@ -178,11 +187,9 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     if chunk is None:
         chunk = DEFAULT_CHUNK[device.type]
 
-    rgb_input = clip.format.color_family == vs.RGB
-    work = working_clip(clip)
     pw, ph = processing_size(clip.width, clip.height, mindim)
-    small = vs.core.resize.Bicubic(work, pw, ph)
-    scan = scenes.scan(scan_luma(work), sc_threshold)
+    small = model_input(clip, pw, ph)
+    scan = scenes.scan(scan_luma(clip), sc_threshold)
     try:
         bank = load_bank(refs, scan.starts, clip.num_frames) \
             if colorize and isinstance(refs, vs.VideoNode) else files
@@ -192,17 +199,32 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         else [()] * len(scan.starts)
     canvases = {s: place_on_canvas([bank.images[i] for i in s], ref_mindim)
                 for s in set(ref_sets) if s}
+    by_start = dict(zip(scan.starts, ref_sets))
+
+    def references(start: int, stop: int):
+        key = by_start.get(start, ())
+        return key, canvases.get(key)
+
     grid = Grid(scan.starts, clip.num_frames, chunk)
-    restore_grid = Grid(scan.starts, clip.num_frames, _restore_cell_size(pw, ph, device, dtype))
-    engine = Engine(models, grid, restore_grid, ref_sets, canvases, restore=restore,
-                    colorize=colorize, rgb_input=rgb_input, threads=vs.core.num_threads)
-    colour = ColorProps.of(clip, clip.get_frame(0).props)
-    out_family = vs.RGB if (colorize or rgb_input) else vs.GRAY
-    blank = vs.core.std.BlankClip(work, format=vs.RGBS if out_family == vs.RGB else vs.GRAYS,
-                                  keep=True)
-    render = _Render(engine, work, small, blank, models.name)
-    result = vs.core.std.FrameEval(blank, render.eval)
-    out = to_output(result, clip, output_format(clip.format, colorize), colour)
+    engine = Engine(models, grid, references, restore=restore, colorize=colorize,
+                    rgb_input=clip.format.color_family == vs.RGB, context=context,
+                    step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads)
+    finish = finish or ("device" if device.type == "cuda" else "graph")
+    out_fmt = output_format(clip.format, colorize)
+    if finish == "graph":
+        planes = vs.RGBS if colorize else vs.GRAYS
+        blank = vs.core.std.BlankClip(small, format=planes, keep=True)
+        render = _Render(engine, small, blank, models.name, None)
+        out = graph_finish(vs.core.std.FrameEval(blank, render.eval), clip, out_fmt, colorize)
+    else:
+        composed = out_fmt if colorize or clip.format.color_family == vs.RGB else \
+            out_fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
+        blank = vs.core.std.BlankClip(clip, format=composed.id, keep=True)
+        render = _Render(engine, small, blank, models.name,
+                         (clip, DeviceComposer(device, clip.format, composed)))
+        out = vs.core.std.FrameEval(blank, render.eval)
+        if composed.color_family == vs.GRAY:
+            out = luma_only(out, clip)
     return Pipeline(out, engine, scan, bank, ref_sets)
 
 
@@ -218,27 +240,50 @@ class Pipeline:
 
 
 class _Render:
-    """The per-frame glue between VapourSynth and the engine."""
+    """The per-frame glue between VapourSynth and the engine.
 
-    def __init__(self, engine: Engine, work, small, blank, model_name: str):
-        self.engine, self.work, self.small, self.blank = engine, work, small, blank
+    Graph finishing: each frame is the model-size result of its cell (planes delta L,
+    a, b). Device finishing: the source frame comes along and the frame is composed.
+    """
+
+    def __init__(self, engine: Engine, small, blank, model_name: str, device_finish):
+        self.engine, self.small, self.blank = engine, small, blank
         self.model_name = model_name
+        self.source, self.compose = device_finish or (None, None)
 
     def eval(self, n: int) -> vs.VideoNode:
         req = self.engine.request(n)
-        clips = [self.blank, self.work] + [frame_at(self.work, i, n) for i in req.full] \
+        clips = [self.blank] + ([self.source] if self.source is not None else []) \
             + [frame_at(self.small, i, n) for i in req.raw]
         return vs.core.std.ModifyFrame(self.blank, clips, functools.partial(self.frame, req=req))
 
     def frame(self, n: int, f: list[vs.VideoFrame], req: Request) -> vs.VideoFrame:
-        split = 2 + len(req.full)
-        full = [frame_array(fr) for fr in f[2:split]]
-        raw = {i: frame_array(fr) for i, fr in zip(req.raw, f[split:])}
-        done = self.engine.result(req, raw, full)
+        try:
+            return self._frame(n, f, req)
+        except vs.Error:
+            raise
+        except Exception as e:       # noqa: BLE001 - every failure reaches the user named
+            raise vs.Error(f"Remaster: frame {n}: {e}") from e
+
+    def _frame(self, n: int, f, req: Request) -> vs.VideoFrame:
+        f = f if isinstance(f, list) else [f]          # ModifyFrame passes one clip's alone
+        first = 1 if self.source is None else 2
+        raw = {i: frame_array(fr) for i, fr in zip(req.raw, f[first:])}
+        done = self.engine.result(req, raw)
+        j = n - done.cell.start
         result = f[0].copy()
-        write_planes(result, done.frames[n - done.cell.start])
         extra = {"_RemasterScene": done.cell.scene, "_RemasterModel": self.model_name}
         if done.refs:
             extra["_RemasterRefs"] = list(done.refs)
-        set_props(result, f[1].props, extra)
+        if self.source is None:
+            fin = done.finished
+            planes = [fin.delta[j] if fin.delta is not None else None]
+            if fin.ab is not None:
+                planes += list(fin.ab[j])
+            write_planes(result, [np.zeros(result[0].shape, np.float32) if p is None
+                                  else p.reshape(result[0].shape).cpu().numpy() for p in planes])
+            set_props(result, {}, extra)
+        else:
+            extra.update(self.compose(f[1], done, j, result))
+            set_props(result, f[1].props, extra)
         return result

@@ -9,8 +9,8 @@ import torch
 from kornia.color import rgb_to_lab
 
 AB_LIMIT = 100.0
-_WHITE = (0.950456, 1.0, 1.088754)           # D65, as kornia and OpenCV use
-_XYZ_TO_RGB = ((3.2404813432005266, -1.5371515162713185, -0.4985363261688878),
+WHITE = (0.950456, 1.0, 1.088754)            # D65, as OpenCV uses for Lab -> RGB
+XYZ_TO_RGB = ((3.2404813432005266, -1.5371515162713185, -0.4985363261688878),
                (-0.9692549499965682, 1.8759900014898907, 0.0415559265582928),
                (0.0556466391351772, -0.2040413383665112, 1.0573110696453443))
 
@@ -25,8 +25,8 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     fy = (l + 16.0) / 116.0
     f = torch.stack([fy + a / 500.0, fy, (fy - b / 200.0).clamp(min=0)], dim=-3)
     xyz = torch.where(f > 6.0 / 29.0, f ** 3, (f - 4.0 / 29.0) * (3.0 * (6.0 / 29.0) ** 2))
-    m = torch.tensor(_XYZ_TO_RGB, dtype=lab.dtype, device=lab.device) * \
-        torch.tensor(_WHITE, dtype=lab.dtype, device=lab.device)
+    m = torch.tensor(XYZ_TO_RGB, dtype=lab.dtype, device=lab.device) * \
+        torch.tensor(WHITE, dtype=lab.dtype, device=lab.device)
     lin = torch.einsum("ij,...jhw->...ihw", m, xyz).clamp(0, 1)
     return torch.where(lin > 0.0031308, 1.055 * lin.pow(1 / 2.4) - 0.055, 12.92 * lin)
 

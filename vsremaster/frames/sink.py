@@ -1,41 +1,144 @@
-"""VapourSynth frames out: writing results into frames and the clip's final format."""
+"""VapourSynth frames out: the output format, its colour props, and writing frames.
+
+Two ways to finish frames at full size from the model-size results:
+- `graph_finish` (the CPU): the engine hands out model-size results and VapourSynth
+  does the full-size work (zimg's bilinear upscale, `std.Expr` for the Lab composition,
+  zimg for the sRGB curve, the YUV matrix, the range and the sample type);
+- on a CUDA device the engine composes whole output frames itself (engine.compose) and
+  `write_planes` copies them in.
+"""
 from __future__ import annotations
 
 import numpy as np
 import vapoursynth as vs
 
-from .formats import ColorProps, mark_full_range
+from ..color.expr import compose_linear_rgb, lab_of_linear_rgb
+from ..color.ycbcr import supported_matrix
+from .formats import is_full_range, matrix_of
+from .source import full_size_l, luma
+
+#: Output colour description of composed RGB: BT.709 primaries, the sRGB curve.
+PRIMARIES_BT709, TRANSFER_SRGB, TRANSFER_LINEAR = 1, 13, 8
+#: Props the filter adds to every frame (copied from the results to the output).
+OWN_PROPS = ["_RemasterScene", "_RemasterRefs", "_RemasterModel", "_RemasterNote"]
 
 
-def write_planes(frame: vs.VideoFrame, data: np.ndarray) -> None:
-    """Copy float32 [P, H, W] into a writable float frame's planes."""
+def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:
+    """GRAY/YUV in -> YUV444 of the same sample type (GRAY when not colorizing a GRAY
+    clip, the input's YUV format when not colorizing YUV); RGB in -> the same RGB."""
+    if fmt.color_family == vs.RGB:
+        return fmt
+    if not colorize:
+        return fmt
+    return vs.core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 0, 0)
+
+
+def colour_of(props, family: vs.ColorFamily) -> tuple[int, bool]:
+    """(matrix, full range) of a source frame, as the output keeps them."""
+    matrix = supported_matrix(matrix_of(props)) if family == vs.YUV else 1
+    return matrix, is_full_range(props, family)
+
+
+def output_props(out: vs.VideoFormat, matrix: int, full_range: bool) -> dict:
+    """Colour props that describe composed output in format `out`."""
+    full = full_range or out.sample_type == vs.FLOAT
+    return {"_Primaries": PRIMARIES_BT709, "_Transfer": TRANSFER_SRGB,
+            "_Matrix": 0 if out.color_family == vs.RGB else matrix,
+            "_Range": vs.RANGE_FULL if full else vs.RANGE_LIMITED}
+
+
+def write_planes(frame: vs.VideoFrame, data) -> None:
+    """Copy [P, H, W] samples (any array) into a writable frame's planes."""
     for p in range(frame.format.num_planes):
-        np.copyto(np.asarray(frame[p]), data[p])
+        np.copyto(np.asarray(frame[p]), data[p], casting="unsafe")
 
 
 def set_props(frame: vs.VideoFrame, source_props, extra: dict) -> None:
-    """Copy the source frame's props, mark the float frame as full-range, add `extra`."""
+    """Copy the source frame's props, then add/override `extra`."""
     props = frame.props
     for key in source_props.keys():
         props[key] = source_props[key]
-    if frame.format.color_family == vs.RGB:
-        props["_Matrix"] = 0
-    mark_full_range(props)
+    if "_Range" in extra and "_ColorRange" in props:
+        del props["_ColorRange"]        # the legacy prop would contradict the new one
     for key, value in extra.items():
         props[key] = value
 
 
-def to_output(work: vs.VideoNode, source: vs.VideoNode, out_fmt: vs.VideoFormat,
-              colour: ColorProps) -> vs.VideoNode:
-    """Convert the filter's float result (RGBS, or GRAYS luma) to the output format."""
+def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
+                 colorize: bool) -> vs.VideoNode:
+    """The full-size output from model-size results, built of VapourSynth filters.
+
+    results: model-size frames, planes (delta L, model a, model b) as RGBS, or (delta L)
+    as GRAYS without colorization; their `OWN_PROPS` go to the output. The source's
+    props are kept; colour props describe the output.
+    """
     core = vs.core
-    rng = {"range_s": "full" if colour.full_range else "limited"}
-    if work.format.color_family == vs.RGB:
-        if out_fmt.color_family == vs.YUV:
-            return core.resize.Bicubic(work, format=out_fmt.id, matrix=colour.matrix, **rng)
-        return core.resize.Point(work, format=out_fmt.id, **rng)
-    luma_fmt = out_fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
-    luma = core.resize.Point(work, format=luma_fmt.id, **rng)
-    if out_fmt.color_family == vs.GRAY:
-        return luma
-    return core.std.ShufflePlanes([luma, source, source], [0, 1, 2], vs.YUV)
+    up = core.resize.Bilinear(results, source.width, source.height)
+    planes = [core.std.ShufflePlanes(up, p, vs.GRAY) for p in range(up.format.num_planes)]
+    family = source.format.color_family
+    if family == vs.RGB:
+        lab = _lab_planes(source)
+        if colorize:
+            clips, from_model = [lab[0], planes[0], planes[1], planes[2]], True
+        else:
+            clips, from_model = [lab[0], planes[0], lab[1], lab[2]], False
+    elif colorize:
+        clips, from_model = [full_size_l(source)] + planes, True
+    else:
+        l_new = core.std.Expr([full_size_l(source), planes[0]],
+                              "x x = x 0 ? y + 0 max 1 min", format=vs.GRAYS)
+        grey = out.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
+        return _props_from(results, luma_only(_converted(l_new, source, grey, False), source))
+    lin = [core.std.Expr(clips, compose_linear_rgb(c, from_model), format=vs.GRAYS)
+           for c in range(3)]
+    # RGB frames with the luma's props: a YUV _Matrix on them would stop the resizer
+    rgb = core.std.SetFrameProps(core.std.ShufflePlanes(lin, [0, 0, 0], vs.RGB), _Matrix=0)
+    return _props_from(results, _converted(rgb, source, out, linear=True))
+
+
+def _lab_planes(source: vs.VideoNode) -> list[vs.VideoNode]:
+    """Model L, a*, b* (GRAYS) of an RGB source, from its linear light."""
+    core = vs.core
+    lin = core.resize.Point(source, format=vs.RGBS, transfer_in=TRANSFER_SRGB,
+                            transfer=TRANSFER_LINEAR, primaries_in=PRIMARIES_BT709,
+                            primaries=PRIMARIES_BT709)
+    planes = [core.std.ShufflePlanes(lin, p, vs.GRAY) for p in range(3)]
+    return [core.std.Expr(planes, lab_of_linear_rgb(c), format=vs.GRAYS) for c in range(3)]
+
+
+def _converted(clip: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
+               linear: bool) -> vs.VideoNode:
+    """`clip` (RGBS, linear light when `linear`; or GRAYS luma) in format `out`, with the
+    matrix and range of each source frame (one resizer per combination)."""
+    core = vs.core
+    family = source.format.color_family
+    made: dict = {}
+
+    def pick(n: int, f: vs.VideoFrame) -> vs.VideoNode:
+        key = colour_of(f.props, family)
+        if key not in made:
+            matrix, full = key
+            full = full or out.sample_type == vs.FLOAT          # float samples are full range
+            args = {"range_s": "full" if full else "limited"}
+            if clip.format.color_family == vs.RGB:
+                if linear:
+                    args.update(transfer_in=TRANSFER_LINEAR, transfer=TRANSFER_SRGB,
+                                primaries_in=PRIMARIES_BT709, primaries=PRIMARIES_BT709)
+                if out.color_family == vs.YUV:
+                    args["matrix"] = matrix
+            made[key] = core.resize.Point(clip, format=out.id, **args)
+        return made[key]
+
+    blank = core.std.BlankClip(clip, format=out.id, width=clip.width, height=clip.height)
+    return core.std.FrameEval(blank, pick, prop_src=source)
+
+
+def _props_from(results: vs.VideoNode, out: vs.VideoNode) -> vs.VideoNode:
+    return vs.core.std.CopyFrameProps(out, results, props=OWN_PROPS)
+
+
+def luma_only(result: vs.VideoNode, source: vs.VideoNode) -> vs.VideoNode:
+    """A luma result joined with the source's chroma (YUV input, no colorization)."""
+    if source.format.color_family != vs.YUV:
+        return result
+    return vs.core.std.ShufflePlanes([result, source, source], [0, 1, 2], vs.YUV)

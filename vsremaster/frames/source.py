@@ -1,4 +1,4 @@
-"""VapourSynth frames in: the float working clips the engine reads, and frame -> array."""
+"""VapourSynth frames in: the clips the engine and the finishing read, and frame -> array."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,26 +11,35 @@ def processing_size(width: int, height: int, mindim: int) -> tuple[int, int]:
     return (max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16))
 
 
-def working_clip(clip: vs.VideoNode) -> vs.VideoNode:
-    """Full-size float clip the model reads: luma (GRAYS) for GRAY/YUV, RGBS for RGB.
+def luma(clip: vs.VideoNode) -> vs.VideoNode:
+    """The clip's luma plane (GRAY/YUV) in its own sample type."""
+    if clip.format.color_family == vs.GRAY:
+        return clip
+    return vs.core.std.ShufflePlanes(clip, 0, vs.GRAY)
 
-    Integer luma is expanded from its `_ColorRange` (limited by default) to [0, 1].
-    """
+
+def model_input(clip: vs.VideoNode, width: int, height: int) -> vs.VideoNode:
+    """What the networks read, at model size: GRAYS luma (GRAY/YUV input; integer luma
+    expanded to [0, 1] from each frame's range, limited when unset) or RGBS (RGB)."""
     if clip.format.color_family == vs.RGB:
-        return vs.core.resize.Point(clip, format=vs.RGBS)
-    luma = clip if clip.format.color_family == vs.GRAY else vs.core.std.ShufflePlanes(clip, 0, vs.GRAY)
-    return vs.core.resize.Point(luma, format=vs.GRAYS)
+        return vs.core.resize.Bicubic(clip, width, height, format=vs.RGBS)
+    return vs.core.resize.Bicubic(luma(clip), width, height, format=vs.GRAYS)
 
 
-def scan_luma(work: vs.VideoNode) -> vs.VideoNode:
-    """A GRAYS luma clip of the working clip, for scene analysis."""
-    if work.format.color_family == vs.RGB:
-        return vs.core.resize.Bilinear(work, format=vs.GRAYS, matrix_s="709")
-    return work
+def full_size_l(clip: vs.VideoNode) -> vs.VideoNode:
+    """GRAYS luma at full size in [0, 1] (the input L the finishing adds the change to)."""
+    return vs.core.resize.Point(luma(clip), format=vs.GRAYS)
+
+
+def scan_luma(clip: vs.VideoNode) -> vs.VideoNode:
+    """A GRAYS luma clip for scene analysis (any size)."""
+    if clip.format.color_family == vs.RGB:
+        return vs.core.resize.Bilinear(clip, format=vs.GRAYS, matrix_s="709")
+    return vs.core.resize.Point(luma(clip), format=vs.GRAYS)
 
 
 def frame_array(f: vs.VideoFrame) -> np.ndarray:
-    """A float frame as [H, W] (one plane) or [3, H, W].
+    """A float frame as [H, W] (one plane) or [3, H, W] (a copy).
 
     NaN reads as 0, +inf as 1 and -inf as 0, so damaged float frames render (documented).
     """

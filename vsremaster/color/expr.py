@@ -1,0 +1,119 @@
+"""The model's colour composition as VapourSynth `std.Expr` programs (full size, CPU).
+
+The same formulas as `color.lab` (CIE L*a*b* of sRGB, D65), written for Expr, which
+evaluates them per pixel in compiled SIMD code: on a CPU that is many times faster than
+tensor operations at full size. Programs yield *linear* RGB; the sRGB transfer, the YUV
+matrix and the output range are left to the resizer (zimg), which applies the same
+IEC 61966-2-1 curve as `color.lab.lab_to_rgb`.
+
+Expr has no variables: `program()` compiles named steps into stack code (`dupN`,
+`swapN`), so every intermediate value is computed once per pixel.
+"""
+from __future__ import annotations
+
+import re
+
+from .lab import AB_LIMIT, WHITE, XYZ_TO_RGB
+
+_EPSILON = 6.0 / 29.0
+#: RGB -> XYZ and the D65 white as kornia's rgb_to_lab (the device path) uses them
+RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423),
+              (0.212671, 0.715160, 0.072169),
+              (0.019334, 0.119193, 0.950227))
+RGB_WHITE = (0.95047, 1.0, 1.08883)
+
+_BINARY = {"+", "-", "*", "/", "max", "min", "pow", ">", "<", "=", ">=", "<="}
+_UNARY = {"abs", "sqrt", "exp", "log", "not"}
+
+
+def program(steps: list[tuple[str, str]]) -> str:
+    """Named RPN steps -> one Expr string whose value is the last step's.
+
+    Each step is (name, rpn); rpn may use earlier steps as `@name`. Every step's value
+    stays on the stack and `@name` becomes a `dupN` of it; the extra values are folded
+    away at the end (`swap`, `0 *`, `+`), which is exact for finite values.
+    """
+    out, depth, where = [], 0, {}
+    for name, rpn in steps:
+        for token in rpn.split():
+            if token.startswith("@"):
+                out.append(f"dup{depth - 1 - where[token[1:]]}")
+                depth += 1
+            elif token in _BINARY:
+                out.append(token)
+                depth -= 1
+            elif token == "?":
+                out.append(token)
+                depth -= 2
+            elif token in _UNARY or re.fullmatch(r"swap\d*", token):
+                out.append(token)
+            else:
+                out.append(token)
+                depth += 1
+        where[name] = depth - 1
+    for _ in range(depth - 1):
+        out += ["swap", "0", "*", "+"]
+    return " ".join(out)
+
+
+def _num(v: float) -> str:
+    return repr(float(v))
+
+
+def _finv(f: str) -> str:
+    """Lab's inverse companding of @f (rpn)."""
+    e = _EPSILON
+    return f"@{f} {_num(e)} > @{f} @{f} * @{f} * @{f} {_num(4 / 29)} - {_num(3 * e * e)} * ?"
+
+
+def _lab_steps(l_expr: str, a_expr: str, b_expr: str) -> list[tuple[str, str]]:
+    """Steps from L* / 100, a*, b* (rpn each) to linear X, Y, Z."""
+    return [("l", l_expr), ("a", a_expr), ("b", b_expr),
+            ("fy", "@l 100 * 16 + 116 /"),
+            ("fx", "@fy @a 500 / +"),
+            ("fz", "@fy @b 200 / - 0 max"),
+            ("X", f"{_finv('fx')} {_num(WHITE[0])} *"),
+            ("Y", _finv("fy")),
+            ("Z", f"{_finv('fz')} {_num(WHITE[2])} *")]
+
+
+def _model_ab(v: str) -> str:
+    return f"{v} 255 * 128 - {_num(-AB_LIMIT)} max {_num(AB_LIMIT)} min"
+
+
+def _finite(v: str) -> str:
+    """NaN -> 0 (infinities are clamped by what follows)."""
+    return f"{v} {v} = {v} 0 ?"
+
+
+def compose_linear_rgb(channel: int, colour_from_model: bool = True) -> str:
+    """Linear R, G or B (`channel`) of the composed frame.
+
+    Clips: x = input L (model L in [0, 1], full size), y = the restoration's change of L
+    (upscaled), z / a = model a / b (upscaled; with colour_from_model) or Lab a* / b*.
+    """
+    ab = (_model_ab("z"), _model_ab("a")) if colour_from_model else ("z", "a")
+    steps = _lab_steps(f"{_finite('x')} y + 0 max 1 min", *ab)
+    m = XYZ_TO_RGB[channel]
+    steps.append(("lin", f"@X {_num(m[0])} * @Y {_num(m[1])} * + @Z {_num(m[2])} * + 0 max 1 min"))
+    return program(steps)
+
+
+def _f(t: str) -> str:
+    """Lab's companding of @t (kornia's constants)."""
+    return (f"@{t} 0.008856 > @{t} 0 max {_num(1 / 3)} pow "
+            f"@{t} 7.787 * {_num(4 / 29)} + ?")
+
+
+def lab_of_linear_rgb(component: int) -> str:
+    """Model L (component 0), a* (1) or b* (2) of linear RGB clips x, y, z."""
+    steps = [("r", _finite("x")), ("g", _finite("y")), ("bl", _finite("z"))]
+    for name, row, white in (("tx", 0, RGB_WHITE[0]), ("ty", 1, 1.0), ("tz", 2, RGB_WHITE[2])):
+        m = RGB_TO_XYZ[row]
+        steps.append((name, f"@r {_num(m[0])} * @g {_num(m[1])} * + @bl {_num(m[2])} * + "
+                            f"{_num(white)} /"))
+    steps += [("fx", _f("tx")), ("fy", _f("ty")), ("fz", _f("tz"))]
+    steps.append(("out", ["@fy 116 * 16 - 100 /",
+                          "@fx @fy - 500 *",
+                          "@fy @fz - 200 *"][component]))
+    return program(steps)
