@@ -36,8 +36,8 @@ def grey(request):
 
 OUT_FORMATS = [
     (vs.GRAY8, vs.YUV444P8), (vs.GRAY16, vs.YUV444P16), (vs.GRAYS, vs.YUV444PS),
-    (vs.YUV420P8, vs.YUV420P8), (vs.YUV422P10, vs.YUV422P10), (vs.YUV444P16, vs.YUV444P16),
-    (vs.YUV420PS, vs.YUV420PS), (vs.YUV444PH, vs.YUV444PH),
+    (vs.YUV420P8, vs.YUV444P8), (vs.YUV422P10, vs.YUV444P10), (vs.YUV444P16, vs.YUV444P16),
+    (vs.YUV420PS, vs.YUV444PS), (vs.YUV444PH, vs.YUV444PH),
     (vs.RGB24, vs.RGB24), (vs.RGB48, vs.RGB48), (vs.RGBS, vs.RGBS), (vs.RGBH, vs.RGBH),
 ]
 
@@ -90,18 +90,25 @@ def test_frame_alone_equals_linear_render(golden_weights, grey):
         assert frame_bytes(alone, n) == everything[n], n
 
 
-def test_linear_render_runs_each_chunk_once(golden_weights, grey):
-    core.num_threads = 4
+def test_linear_render_pushes_each_frame_once(golden_weights, grey):
+    core.num_threads = 1
     clip = from_arrays(grey, vs.GRAY8)
     pipe = build(clip, weights=golden_weights, chunk=4, **SMALL)
     for _ in pipe.clip.frames():
         pass
-    assert pipe.engine.runs["decode"] == 5
-    assert pipe.engine.runs["encode"] == 5
-    assert pipe.engine.runs["restore"] == len(pipe.engine.restore_grid.cells_covering(range(20)))
+    runs = pipe.engine.runs
+    # one stream from the scene's first frame: every source frame through the networks once
+    assert runs["frames"] == 20 and runs["cold"] == 1
+    # with more threads a cell may start cold when the one before is not yet being computed,
+    # but no cell is computed twice, and the bytes are the same
+    core.num_threads = 4
+    again = build(clip, weights=golden_weights, chunk=4, **SMALL)
+    assert [frame_bytes(again.clip, n) for n in range(20)] == \
+        [frame_bytes(pipe.clip, n) for n in range(20)]
+    assert again.engine.runs["push"] <= 5
 
 
-def test_long_prefetch_still_decodes_each_chunk_once(golden_weights):
+def test_long_prefetch_still_computes_each_chunk_once(golden_weights):
     # more frames in flight than the finished-chunk cache holds: requests planned for a
     # chunk share its result, so the chunk is not computed again after being dropped
     core.num_threads = 8
@@ -110,8 +117,8 @@ def test_long_prefetch_still_decodes_each_chunk_once(golden_weights):
                  chunk=4, **SMALL)
     for _ in pipe.clip.frames(prefetch=16, backlog=48):
         pass
-    assert pipe.engine.decoded.size < 48 // 4
-    assert pipe.engine.runs["decode"] == 12 and pipe.engine.runs["encode"] == 12
+    assert pipe.engine.results.size < 48 // 4
+    assert pipe.engine.runs["push"] <= 12
 
 
 def test_scene_isolation(golden_weights, grey):
@@ -182,20 +189,25 @@ def test_props_kept_and_set(golden_weights, grey):
     clip = from_arrays(grey[:5], vs.YUV420P8, props={"MyProp": 42, "_Transfer": 1})
     out = vsremaster.Remaster(clip, weights=golden_weights, **SMALL)
     props = out.get_frame(3).props
-    assert props["MyProp"] == 42 and props["_Transfer"] == 1
+    assert props["MyProp"] == 42
     assert props["_RemasterScene"] == 0 and props["_RemasterModel"] == "golden"
-    assert props["_Matrix"] == 1
+    # the colour props describe the composed output: sRGB curve, BT.709 primaries
+    assert (props["_Matrix"], props["_Primaries"], props["_Transfer"]) == (1, 1, 13)
+
+
+def small_frames(clip, w=W, h=H):
+    from vsremaster.frames.source import frame_array, model_input
+    return np.stack([frame_array(f) for f in model_input(clip, w, h).frames()])
 
 
 def test_restoration_in_cells_equals_one_pass_over_the_scene(golden_weights, golden_models, grey):
     model_r, _ = golden_models
     clip = from_arrays(grey, vs.GRAYS)
     pipe = build(clip, weights=golden_weights, colorize=False, chunk=3, mindim=48, device_index=-1)
-    pipe.engine.restore_grid.size = 4          # many small restoration cells
+    pipe.engine.step = 2                      # pushes split in steps of two frames
     got = [planes(f)[0] for f in pipe.clip.frames()]
-    assert pipe.engine.runs["restore"] == 5
-    from vsremaster.frames.source import frame_array
-    small = np.stack([frame_array(f) for f in core.resize.Bicubic(clip, 64, 48).frames()])
+    assert pipe.engine.runs["frames"] == 20
+    small = small_frames(clip)
     with torch.no_grad():
         whole = model_r(torch.from_numpy(small)[None, None])[0, 0].numpy()
     from vsremaster.color.compose import full_luma
@@ -206,77 +218,63 @@ def test_restoration_in_cells_equals_one_pass_over_the_scene(golden_weights, gol
     assert RESTORE_RADIUS == 13
 
 
-def streamed(golden_weights, monkeypatch, frames, cell=4, run=8):
-    """A restoration-only pipeline with small R-cells and runs, counting pushed frames."""
-    from vsremaster.engine import runner
-    monkeypatch.setattr(runner, "RUN_FRAMES", run)
-    clip = from_arrays(frames, vs.GRAYS)
-    pipe = build(clip, weights=golden_weights, colorize=False, chunk=4, mindim=48,
-                 device_index=-1)
-    pipe.engine.restore_grid.size = cell
-    stream, pushed = pipe.engine.stream, []
-    push = stream.push
-
-    def counted(state, x, last=False):
-        pushed.append((state.next_in, x.shape[2], state.carries[0] is None))
-        return push(state, x, last)
-    monkeypatch.setattr(stream, "push", counted)
-    return pipe, pushed
-
-
-def test_restoration_streams_each_run_once(golden_weights, golden_models, monkeypatch):
-    model_r, _ = golden_models
-    grey = moving_pattern(48, H, W, seed=3)
-    pipe, pushed = streamed(golden_weights, monkeypatch, grey)
-    got = np.stack([planes(f)[0] for f in pipe.clip.frames()])
-    assert pipe.engine.runs["restore"] == 12                 # every 4-frame cell once
-    # runs of two cells; each stream starts RESTORE_RADIUS frames before its run (at the
-    # scene start for the first two) and runs RESTORE_RADIUS frames ahead of its cells;
-    # the run at 32 reaches the scene's end, which finishes the run at 40 as well
-    assert [s for s, _, fresh in pushed if fresh] == [0, 0, 3, 11, 19]
-    assert sum(n for _, n, _ in pushed) == sum(
-        min(r + 8 + 13, 48) - max(r - 13, 0) for r in range(0, 40, 8))
-    from vsremaster.frames.source import frame_array
-    small = np.stack([frame_array(f) for f in core.resize.Bicubic(
-        from_arrays(grey, vs.GRAYS), W, H).frames()])
+def test_colour_equals_the_whole_scene_decoded_frame_by_frame(golden_weights, golden_models, grey):
+    """Cells, pushes and seeks aside, each frame's ab is the local-window decoding of its
+    scene: the per-frame encoders and `decode_scene` over the whole scene at once."""
+    from vsremaster.model.decoding import decode_scene
+    from vsremaster.model.fold import fold_batchnorm
+    _, model_c = golden_models
+    clip = from_arrays(grey, vs.GRAYS, per_frame_props=scene_props([12]))
+    pipe = build(clip, weights=golden_weights, restore=False, chunk=5, mindim=48, device_index=-1)
+    got = {}
+    for n in (13, 2, 19, 7):                   # seeks: cold starts and resumed streams
+        pipe.clip.get_frame(n)
+        done = pipe.engine.results.get(pipe.engine.grid.cell_of(n).start)
+        got[n] = done.finished.ab[n - done.cell.start]
+    small = torch.from_numpy(small_frames(clip))[:, None].clamp(0, 1)
+    import copy
+    net = fold_batchnorm(copy.deepcopy(model_c))
     with torch.no_grad():
-        whole = model_r(torch.from_numpy(small)[None, None])[0, 0].numpy()
-    assert np.abs(got - whole).max() < 1e-4
+        for lo, hi in ((0, 12), (12, 20)):
+            skip, deep = net.encode_frame_batch(small[lo:hi])
+            ab = decode_scene(net, skip, deep)
+            for n, value in got.items():
+                if lo <= n < hi:
+                    assert (value - ab[n - lo]).abs().max() < 1e-4, n
 
 
-def test_restoration_seek_resumes_and_order_does_not_change_bytes(golden_weights, monkeypatch):
-    grey = moving_pattern(48, H, W, seed=3)
-    linear, _ = streamed(golden_weights, monkeypatch, grey)
-    everything = [frame_bytes(linear.clip, n) for n in range(48)]
-    seek, pushed = streamed(golden_weights, monkeypatch, grey)
-    assert frame_bytes(seek.clip, 13) == everything[13]
-    # the run [8, 16): its stream starts at the scene start, cells 8 and 12 are computed
-    assert seek.engine.runs["restore"] == 2 and pushed[0] == (0, 4, True)
-    assert pushed[-1] == (25, 4, False)
-    before = len(pushed)
-    assert frame_bytes(seek.clip, 17) == everything[17]     # next run: starts cold
-    assert pushed[before] == (16 - 13, 4, True)
-    for n in (47, 30, 29, 2, 46, 21):
+def test_seeks_cost_one_cell_and_the_warm_up_and_keep_the_bytes(golden_weights):
+    grey = moving_pattern(60, H, W, seed=3)
+    clip = from_arrays(grey, vs.GRAY8)
+    linear = build(clip, weights=golden_weights, chunk=4, **SMALL)
+    everything = [frame_bytes(linear.clip, n) for n in range(60)]
+    seek = build(clip, weights=golden_weights, chunk=4, **SMALL)
+    lag = seek.engine.lag
+    assert lag == RESTORE_RADIUS + 22
+    assert frame_bytes(seek.clip, 45) == everything[45]
+    # a cold start: the cell [44, 48) from lag frames before it up to lag frames after
+    assert seek.engine.runs == {"push": 1, "cold": 1, "frames": 60 - (44 - lag), "refs": 0}
+    assert frame_bytes(seek.clip, 49) == everything[49]      # resumes: no cold start
+    assert seek.engine.runs["cold"] == 1
+    for n in (59, 30, 29, 2, 46, 21):
         assert frame_bytes(seek.clip, n) == everything[n], n
 
 
-def test_chunk_sees_seven_frames_of_edge_replicated_context(golden_weights, golden_models, grey):
-    from vsremaster.color.compose import compose
+def test_chunk_context_sees_seven_frames_of_edge_replicated_context(golden_weights, golden_models, grey):
     _, model_c = golden_models
     clip = from_arrays(grey[:12], vs.GRAYS)
-    pipe = build(clip, weights=golden_weights, restore=False, chunk=4, mindim=48, device_index=-1)
+    pipe = build(clip, weights=golden_weights, restore=False, chunk=4, mindim=48,
+                 device_index=-1, context="chunk")
     for _ in pipe.clip.frames():
         pass
-    small = torch.from_numpy(np.stack([np.array(f[0]) for f in core.resize.Bicubic(clip, 64, 48).frames()]))
+    small = torch.from_numpy(small_frames(clip)).clamp(0, 1)
     # the cell [4, 8) is decoded from frames -3..14 with the scene's ends replicated,
     # the cell [0, 4) from frames -7..10
     for start, window in ((4, [0] * 3 + list(range(12)) + [11] * 3), (0, [0] * 7 + list(range(11)))):
         with torch.no_grad():
             ab = model_c(small[window][None, None])[0, :, 7:11].permute(1, 0, 2, 3)
-            cell = small[start:start + 4, None]
-            expect = compose(torch.from_numpy(grey[start:start + 4, None]), cell, cell, ab, False)
-        got = pipe.engine.decoded.get(start).frames
-        assert np.abs(got - expect.numpy()).max() < 1e-4
+        got = pipe.engine.results.get(start).finished.ab
+        assert (got - ab).abs().max() < 1e-4
 
 
 def test_rendering_writes_no_file_anywhere(golden_weights, tmp_path):

@@ -60,7 +60,11 @@ class _Slot:
     """Where the requests planned for one cell meet its result: each request holds its
     cell's slot, so the cell is computed once however many others the caches saw since."""
 
-    result: CellResult | None = None
+    def __init__(self):
+        self.result: CellResult | None = None
+        self.busy = 0                       # requests inside `Engine.result` for the cell
+        self.idle = threading.Event()       # set whenever busy drops to 0
+        self.idle.set()
 
 
 @dataclass
@@ -89,9 +93,11 @@ class Engine:
         self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
                                   batch=batch)
         self.step = max(1, step)
-        # VapourSynth's threads keep about this many cells in flight at once
+        # VapourSynth's threads keep about this many cells in flight at once; one push
+        # finishes up to lag frames' worth of cells more (a scene's end, a cold start)
         ahead = -(-threads // grid.size) + 1
-        self.results = LRU(2 + ahead, cache_bytes, lambda r: r.nbytes)
+        per_push = -(-(self.stream.lag + grid.size) // grid.size)
+        self.results = LRU(1 + ahead + per_push, cache_bytes, lambda r: r.nbytes)
         self.states = LRU(1 + ahead, state_bytes, lambda s: s.nbytes)
         self.encoded = LRU(4)
         self._slots: "weakref.WeakValueDictionary[int, _Slot]" = weakref.WeakValueDictionary()
@@ -139,12 +145,37 @@ class Engine:
         """
         if req.result is not None:
             return req.result
-        with self.models.lock, torch.inference_mode():
-            done = req.slot.result or self.results.get(req.cell.start)
-            if done is None:
-                done = self._compute(req, raw)
-            req.slot.result = done
-            return done
+        slot = req.slot
+        with self._slots_lock:
+            slot.busy += 1
+            slot.idle.clear()
+        try:
+            self._wait_for_cell_before(req)
+            with self.models.lock, torch.inference_mode():
+                done = slot.result or self.results.get(req.cell.start)
+                if done is None:
+                    done = self._compute(req, raw)
+                slot.result = done
+                return done
+        finally:
+            with self._slots_lock:
+                slot.busy -= 1
+                if not slot.busy:
+                    slot.idle.set()
+
+    def _wait_for_cell_before(self, req: Request) -> None:
+        """With no state to resume from, wait while the cell before is being computed: its
+        state then lets this cell resume instead of starting cold (same bits, less work).
+        Only requests already inside `result` are waited for; they need nothing but the
+        model lock, so no VapourSynth thread waits on another."""
+        cell = req.cell
+        if req.state is not None or cell.start == cell.scene_start or \
+                self.states.get(cell.start) is not None:
+            return
+        with self._slots_lock:
+            before = self._slots.get(self.grid.cell_of(cell.start - 1).start)
+        if before is not None and before.result is None:
+            before.idle.wait()
 
     def _compute(self, req: Request, raw: dict[int, np.ndarray]) -> CellResult:
         cell = req.cell
@@ -201,9 +232,10 @@ class Engine:
     def _to_l(self, frames: list[np.ndarray]) -> torch.Tensor:
         """Raw model-size frames ([h, w] luma or [3, h, w] RGB) -> model L [T, 1, h, w]."""
         x = torch.from_numpy(np.stack(frames)).to(self.models.device, non_blocking=True)
+        x = torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=0.0)
         if self.rgb_input:
-            return rgb_to_model(x.float())[0]
-        return x.float().unsqueeze(1).clamp(0, 1)
+            return rgb_to_model(x)[0]
+        return x.unsqueeze(1).clamp(0, 1)
 
     def _ref_encoding(self, cell: Cell) -> tuple[tuple[int, ...], RefEncoding | None]:
         if not self.colorize:
