@@ -29,7 +29,9 @@ from vsremaster.references.sources import RefBank, RefError, load_bank
 from vsremaster.references.synced import SyncedRefs
 
 core = vs.core
-VSPIPE = Path(sys.executable).with_name("vspipe")
+# the binary itself: killing the venv's Python wrapper on a timeout would leave it running
+VSPIPE = next(p for p in (Path(vs.__file__).with_name("vspipe"),
+                          Path(sys.executable).with_name("vspipe")) if p.is_file())
 N = 40
 LEVELS = (0.2, 0.75)
 
@@ -131,16 +133,16 @@ def test_props_count_only_when_frame_0_has_them():
 def test_a_long_clip_is_indexed_without_reading_and_a_request_reads_one_block():
     src, reads = counted(core.std.BlankClip(format=vs.GRAYS, width=64, height=48, length=200_000))
     index = SceneIndex(src, None)
-    assert reads == [] and index.block == 2000
-    assert index.bounds(150_000) == (150_000, 152_000)
+    assert reads == [] and index.block == 1000
+    assert index.bounds(150_500) == (150_000, 151_000)
     # frame 0 once, to see whether the clip has scene-change props; then n's block only
-    assert set(reads) == {0} | set(range(150_000, 152_000))
+    assert set(reads) == {0} | set(range(150_000, 151_000))
     assert index.blocks_scanned == 1
     before = len(reads)
-    assert index.bounds(151_999) == (150_000, 152_000) and index.descriptor(150_000)
+    assert index.bounds(150_999) == (150_000, 151_000) and index.descriptor(150_000)
     assert len(reads) == before                                  # cached
-    assert index.bounds(199_999) == (198_000, 200_000)
-    assert set(reads[before:]) == set(range(198_000, 200_000))
+    assert index.bounds(199_999) == (199_000, 200_000)
+    assert set(reads[before:]) == set(range(199_000, 200_000))
 
 
 def test_sc_threshold_reads_only_the_block():
@@ -255,7 +257,7 @@ def test_vspipe_renders_lazy_bounds_from_frame_eval_in_random_order(tmp_path, th
 
 # -- reference sets ------------------------------------------------------------------
 FRAMES = np.random.default_rng(7).random((N, 24, 32)).astype(np.float32)
-SETTINGS = settings(max_examples=int(os.environ.get("VSREMASTER_EXAMPLES", 25)), deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("VSREMASTER_EXAMPLES", 15)), deadline=None,
                     database=None, suppress_health_check=[HealthCheck.too_slow])
 
 

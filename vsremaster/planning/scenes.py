@@ -8,12 +8,13 @@ as VapourSynth's misc.SCDetect does.
 
 `SceneIndex` (what the filter uses) finds scenes lazily and locally; creating it reads
 no frame:
-- Blocks. Every multiple of `block` frames (BLOCK = 2000 by default) is a scene start,
+- Blocks. Every multiple of `block` frames (BLOCK = 1000 by default) is a scene start,
   so the scene holding frame n lies inside n's block [k*block, (k+1)*block) and finding
-  it reads only that block's frames, once. Measured on the 2-core CPU machine, a 1080p
-  frame costs about 1.0-1.5 ms of CPU to thumbnail: a block is 2-3 s of CPU (about half
-  that in wall time on two cores), which leaves most of a seek's budget to the model,
-  while a forced cut every 2000 frames (83 s at 24 fps) rarely falls in a long shot.
+  it reads only that block's frames, once. Measured on the shared 2-core CPU machine, a
+  1080p frame costs 1.0-2.1 ms of CPU to thumbnail (4x that at 4K): 2000 frames would
+  take 2-4 s of CPU, up to half of a seek's 8 s budget, before the model starts; 1000
+  take 1-2 s. The price is a forced cut every 1000 frames (42 s at 24 fps), where a
+  long shot's restoration stream restarts and its references are chosen again.
   Within a block the bounds are exactly those of `scan` over the whole clip, plus the
   block starts; a block's cuts and per-scene descriptors are cached (bounded in bytes;
   no per-frame data outlives its scan), and an evicted block is scanned again the same way.
@@ -47,7 +48,7 @@ DEFAULT_SC_THRESHOLD = 0.1
 THUMB = 16           # thumbnail edge used to describe scenes and references
 HIST_BINS = 16
 #: Frames per block: every multiple of it is a scene start (see the module docstring).
-BLOCK = 2000
+BLOCK = 1000
 #: Thumbnails VapourSynth computes at once (one synchronous request) during a scan.
 GROUP = 64
 #: Bytes of block summaries a SceneIndex keeps (about 2.2 kB per scene).
