@@ -59,8 +59,12 @@ def _neutral(fmt: vs.VideoFormat) -> list:
 
 
 def scene_props(starts: list[int]) -> dict:
-    """Per-frame props marking scene starts the way scene-change filters do."""
-    return {s: {"_SceneChangePrev": 1} for s in starts if s > 0}
+    """Per-frame props marking scene starts the way scene-change filters do.
+
+    Frame 0 carries the prop too (0), as filters set it on every frame: the filter reads
+    props, rather than detecting, when frame 0 has them.
+    """
+    return {0: {"_SceneChangePrev": 0}} | {s: {"_SceneChangePrev": 1} for s in starts if s > 0}
 
 
 def planes(f: vs.VideoFrame) -> list[np.ndarray]:

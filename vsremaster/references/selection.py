@@ -1,5 +1,9 @@
 """Choosing each scene's reference set (at most `max_refs` images).
 
+`choose_set` picks one scene's set when the scene is first needed (scenes from a lazy
+`SceneIndex`); `choose_sets` picks every scene's at once from a whole-clip `scan`. Both
+follow the same rules and give the same sets for the same scene bounds.
+
 Synchronised refs: the scene's own frame. Otherwise, in order: references anchored
 inside the scene (nearest the scene's middle first); if none, the anchored references
 nearest to the scene; then unanchored references ranked by similarity to the scene.
@@ -9,11 +13,16 @@ histograms (tonal statistics), each in [0, 1] after scaling, summed.
 """
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 
-from ..planning.scenes import THUMB, SceneScan, describe
+from ..planning.scenes import THUMB, SceneIndex, SceneScan, describe
 from .sources import RefBank
+from .synced import SyncedRefs
+
+_DESCS_LOCK = threading.Lock()
 
 
 def ref_descriptor(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,3 +64,50 @@ def choose_sets(bank: RefBank, scenes: SceneScan, num_frames: int,
         ranked = sorted(loose, key=lambda i: (-similarity(descs[i], scene_desc), i))
         sets.append(tuple((inside + ranked)[:max_refs]))
     return sets
+
+
+def _loose_descriptors(bank: RefBank) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Descriptors of the bank's unanchored references, computed once per bank."""
+    descs = getattr(bank, "_loose_descriptors", None)
+    if descs is None:
+        with _DESCS_LOCK:
+            descs = getattr(bank, "_loose_descriptors", None)
+            if descs is None:
+                descs = {i: ref_descriptor(bank.images[i])
+                         for i, a in enumerate(bank.anchors) if a is None}
+                bank._loose_descriptors = descs     # the bank is not changed after loading
+    return descs
+
+
+def choose_set(bank: RefBank | SyncedRefs, scenes: SceneIndex, start: int, stop: int,
+               max_refs: int) -> tuple[int, ...]:
+    """The reference set of the scene [start, stop) of `scenes`.
+
+    Ids are bank indices; for `SyncedRefs` the id is the refs frame read (the scene
+    start), absent when that frame is blank. Reads the scene's descriptor only when
+    the bank has unanchored references.
+    """
+    if max_refs == 0:
+        return ()
+    if isinstance(bank, SyncedRefs):
+        return (start,) if bank.image(start) is not None else ()
+    if not len(bank):
+        return ()
+    if bank.synced:
+        return tuple(i for i, a in enumerate(bank.anchors) if a == start)[:1]
+    anchored = [i for i, a in enumerate(bank.anchors) if a is not None]
+    mid = (start + stop - 1) / 2
+    inside = sorted((i for i in anchored if start <= bank.anchors[i] < stop),
+                    key=lambda i: (abs(bank.anchors[i] - mid), i))
+    if not inside and anchored:
+        dist = {i: max(start - bank.anchors[i], bank.anchors[i] - (stop - 1), 0)
+                for i in anchored}
+        best = min(dist.values())
+        inside = sorted(i for i in anchored if dist[i] == best)
+    ranked: list[int] = []
+    if len(inside) < max_refs:
+        descs = _loose_descriptors(bank)
+        if descs:
+            scene = scenes.descriptor(start)
+            ranked = sorted(descs, key=lambda i: (-similarity(descs[i], scene), i))
+    return tuple((inside + ranked)[:max_refs])
