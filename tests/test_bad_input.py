@@ -352,11 +352,11 @@ def test_refs_clip_of_variable_format_and_size_is_accepted_synchronised(golden_w
     grey = moving_pattern(12, H, W, seed=9)
     clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([4, 9]))
     pipe = build(clip, refs=mixed_refs(12), weights=golden_weights, **SMALL)
-    assert pipe.bank.synced and pipe.bank.anchors == [0, 4, 9]
+    # a synchronised clip's references are named by their frame: each scene's start
+    assert pipe.bank.synced and pipe.ref_sets() == [(0,), (4,), (9,)]
     # frames 0 and 4 of mixed_refs are the RGB24 one (40x40 + 8 wide border), 9 the YUV420P8
-    assert [img.shape for img in pipe.bank.images] == [(40, 48, 3), (40, 48, 3), (48, 72, 3)]
-    assert pipe.ref_sets == [(0,), (1,), (2,)]
-    assert pipe.clip.get_frame(10).props["_RemasterRefs"] == 2
+    assert [pipe.bank.images[s].shape for s in (0, 4, 9)] == [(40, 48, 3), (40, 48, 3), (48, 72, 3)]
+    assert pipe.clip.get_frame(10).props["_RemasterRefs"] == 9
 
 
 # -- weights --------------------------------------------------------------------------------

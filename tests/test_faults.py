@@ -9,7 +9,7 @@ import torch
 import vapoursynth as vs
 
 from vsremaster.remaster import build
-from clips import from_arrays, moving_pattern, planes
+from clips import frame_bytes, from_arrays, moving_pattern, planes
 
 SMALL = dict(mindim=48, device_index=-1)
 
@@ -22,75 +22,51 @@ def own_weights(golden_weights, tmp_path):
     return path
 
 
-def fail_above(monkeypatch, obj, name, frames, calls):
+def fail_above(monkeypatch, obj, name, frames, calls, error=None):
+    """Make obj.name fail (out of memory) when given more than `frames` frames."""
     original = getattr(obj, name)
 
-    def limited(x, *args, **kwargs):
-        t = (x.deep if hasattr(x, "deep") else x).shape[2]
+    def limited(state, x, *args, **kwargs):
+        t = 0 if x is None else len(x[0] if isinstance(x, tuple) else x)
         calls.append(t)
         if t > frames:
-            raise torch.OutOfMemoryError("injected: CUDA out of memory")
-        return original(x, *args, **kwargs)
+            raise error or torch.OutOfMemoryError("injected: CUDA out of memory")
+        return original(state, x, *args, **kwargs)
     monkeypatch.setattr(obj, name, limited)
 
 
-def test_out_of_memory_splits_restoration_exactly(monkeypatch, own_weights, golden_weights):
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("injected: CUDA out of memory"),
+                                   RuntimeError("[enforce fail at alloc_cpu.cpp:117] "
+                                                "DefaultCPUAllocator: can't allocate memory")])
+def test_out_of_memory_halves_the_steps_and_keeps_the_bits(monkeypatch, own_weights,
+                                                            golden_weights, error):
     grey = moving_pattern(40, 48, 64, seed=4)
-    clip = from_arrays(grey, vs.GRAYS)
-    reference = [planes(f)[0] for f in build(clip, weights=golden_weights, colorize=False,
-                                             chunk=40, **SMALL).clip.frames()]
-    pipe = build(clip, weights=own_weights, colorize=False, chunk=40, **SMALL)
-    stream, calls = pipe.engine.stream, []
-    original = stream.push
-
-    def limited(state, x, last=False):
-        calls.append(x.shape[2])
-        if x.shape[2] > 8:
-            raise torch.OutOfMemoryError("injected: CUDA out of memory")
-        return original(state, x, last)
-    monkeypatch.setattr(stream, "push", limited)
-    got = [planes(f)[0] for f in pipe.clip.frames()]
-    # one cell of 40 frames: a 13-frame warm-up push and a 27-frame push, each halved
-    # until the pieces fit (failed tries included)
-    assert calls == [13, 6, 7, 27, 13, 6, 7, 14, 7, 7]
-    for a, b in zip(reference, got):
-        assert np.abs(a - b).max() < 1e-5
-
-    # nothing fits: a clear error, and the filter works again once memory is back
-    fresh = build(clip, weights=own_weights, colorize=False, chunk=40, **SMALL)
-    monkeypatch.setattr(fresh.engine.stream, "push", lambda *a, **k: (_ for _ in ()).throw(
-        torch.OutOfMemoryError("injected")))
-    with pytest.raises(vs.Error, match="out of cpu memory for a single frame"):
-        fresh.clip.get_frame(0)
-    monkeypatch.undo()
-    assert np.abs(planes(fresh.clip.get_frame(0))[0] - reference[0]).max() < 1e-5
-
-
-def test_out_of_memory_splits_decoder_then_keeps_working(monkeypatch, own_weights):
-    grey = moving_pattern(16, 48, 64, seed=5)
     clip = from_arrays(grey, vs.GRAY8)
-    pipe = build(clip, weights=own_weights, chunk=8, **SMALL)
+    reference = [frame_bytes(build(clip, weights=golden_weights, chunk=40, **SMALL).clip, n)
+                 for n in range(40)]
+    pipe = build(clip, weights=own_weights, chunk=40, **SMALL)
+    pipe.engine.step = 16
     calls = []
-    fail_above(monkeypatch, pipe.engine.models.colorize, "decode", 16, calls)
-    f = pipe.clip.get_frame(3)
-    assert calls[:2] == [22, 18] and 16 in calls     # 8+2*7 frames, halved until 2+2*7 fit
-    assert all(np.isfinite(p).all() for p in planes(f))
+    fail_above(monkeypatch, pipe.engine.stream.restoration, "push", 5, calls, error)
+    assert [frame_bytes(pipe.clip, n) for n in range(40)] == reference
+    # steps of 16 fail, then 8, then 4 fit: the same bits as one push
+    assert calls[:3] == [16, 8, 4] and max(calls[3:]) == 4 and pipe.engine.step == 4
 
-    # nothing fits: a clear error, nothing cached, and the next request works again
+    # nothing fits: a clear error naming the frame, and the filter works again after
+    fresh = build(clip, weights=own_weights, chunk=40, **SMALL)
+    fail_above(monkeypatch, fresh.engine.stream.restoration, "push", 0, [], error)
+    with pytest.raises(vs.Error, match=r"Remaster: frame 0: out of cpu memory for a single frame"):
+        fresh.clip.get_frame(0)
+    assert fresh.engine.results.get(0) is None
     monkeypatch.undo()
-    fail_above(monkeypatch, pipe.engine.models.colorize, "decode", 0, [])
-    with pytest.raises(vs.Error, match="out of cpu memory for a single frame"):
-        pipe.clip.get_frame(12)
-    assert pipe.engine.decoded.get(8) is None
-    monkeypatch.undo()
-    assert pipe.clip.get_frame(12).props["_RemasterScene"] == 0
+    assert frame_bytes(fresh.clip, 0) == reference[0]
 
 
 def test_exception_in_one_request_does_not_poison_later_ones(monkeypatch, own_weights):
     grey = moving_pattern(8, 48, 64, seed=6)
     pipe = build(from_arrays(grey, vs.GRAY8), weights=own_weights, chunk=4, **SMALL)
-    model_c = pipe.engine.models.colorize
-    original = model_c.decode
+    decoder = pipe.engine.stream.decoder
+    original = decoder.push
     failures = []
 
     def fails_once(*args, **kwargs):
@@ -98,12 +74,12 @@ def test_exception_in_one_request_does_not_poison_later_ones(monkeypatch, own_we
             failures.append(1)
             raise RuntimeError("a fault inside the network")
         return original(*args, **kwargs)
-    monkeypatch.setattr(model_c, "decode", fails_once)
-    with pytest.raises(vs.Error, match="a fault inside the network"):
+    monkeypatch.setattr(decoder, "push", fails_once)
+    with pytest.raises(vs.Error, match="Remaster: frame 1: a fault inside the network"):
         pipe.clip.get_frame(1)
-    assert pipe.engine.decoded.get(0) is None
-    assert [planes(pipe.clip.get_frame(n))[0].shape for n in (1, 2)] == [(48, 64)] * 2
-    assert pipe.engine.runs["decode"] == 1
+    assert pipe.engine.results.get(0) is None
+    assert [planes(pipe.clip.get_frame(n))[0].shape for n in (1, 2, 7)] == [(48, 64)] * 3
+    assert pipe.engine.runs["push"] == 1
 
 
 def test_nan_and_inf_in_float_input_render(own_weights):

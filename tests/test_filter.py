@@ -139,12 +139,12 @@ def test_scene_detection_when_no_props(golden_weights, grey):
     changed[8:] = 1 - changed[8:]
     clip = from_arrays(changed, vs.GRAY8)
     pipe = build(clip, weights=golden_weights, **SMALL)
-    assert pipe.scenes.starts == [0, 8] and not pipe.scenes.from_props
-    assert pipe.clip.get_frame(9).props["_RemasterScene"] == 1
+    assert pipe.scene_starts() == [0, 8] and not pipe.scenes.from_props
+    assert pipe.clip.get_frame(9).props["_RemasterScene"] == 8      # the scene's first frame
     # props win over detection unless sc_threshold is given
     marked = from_arrays(changed, vs.GRAY8, per_frame_props=scene_props([15]))
-    assert build(marked, weights=golden_weights, **SMALL).scenes.starts == [0, 15]
-    assert build(marked, weights=golden_weights, sc_threshold=0.2, **SMALL).scenes.starts == [0, 8]
+    assert build(marked, weights=golden_weights, **SMALL).scene_starts() == [0, 15]
+    assert build(marked, weights=golden_weights, sc_threshold=0.2, **SMALL).scene_starts() == [0, 8]
 
 
 def test_reference_sets_swap_at_the_cut(golden_weights, grey, tmp_path):
@@ -154,7 +154,7 @@ def test_reference_sets_swap_at_the_cut(golden_weights, grey, tmp_path):
     # VapourSynth hands a one-element array back as a plain int
     used = [tuple(np.atleast_1d(f.props["_RemasterRefs"])) for f in out.frames()]
     assert used[:10] == [(0,)] * 10 and used[10:] == [(1,)] * 10
-    assert [f.props["_RemasterScene"] for f in out.frames()] == [0] * 10 + [1] * 10
+    assert [f.props["_RemasterScene"] for f in out.frames()] == [0] * 10 + [10] * 10
 
 
 def test_references_change_colours(golden_weights, grey, tmp_path):
@@ -171,7 +171,7 @@ def test_synchronised_reference_clip(golden_weights, grey):
     colours[0, 0] = 0.9        # scene 0 starts with a red reference; scene 1's is blank
     refs = from_arrays(colours, vs.RGB24)
     pipe = build(clip, refs=refs, weights=golden_weights, **SMALL)
-    assert pipe.bank.synced and pipe.ref_sets == [(0,), ()]
+    assert pipe.bank.synced and pipe.ref_sets() == [(0,), ()]
     assert "_RemasterRefs" not in pipe.clip.get_frame(12).props
 
 
@@ -180,9 +180,10 @@ def test_reference_bank_clip_with_anchor_props(golden_weights, grey):
     colours = np.random.default_rng(0).random((3, 3, 40, 40)).astype(np.float32)
     refs = from_arrays(colours, vs.RGB24, per_frame_props={1: {"_RemasterAnchor": 15}})
     pipe = build(clip, refs=refs, weights=golden_weights, max_refs=2, **SMALL)
-    assert pipe.ref_sets[1][0] == 1           # anchored inside scene 1
-    assert pipe.ref_sets[0][0] == 1           # nearest anchored one for scene 0
-    assert all(len(s) == 2 for s in pipe.ref_sets)
+    sets = pipe.ref_sets()
+    assert sets[1][0] == 1           # anchored inside scene 1
+    assert sets[0][0] == 1           # nearest anchored one for scene 0
+    assert all(len(s) == 2 for s in sets)
 
 
 def test_props_kept_and_set(golden_weights, grey):

@@ -111,8 +111,7 @@ def test_long_render_keeps_caches_bounded(lite_weights):
     pipe = build(from_arrays(grey, vs.GRAY8, per_frame_props=scene_props(cuts)),
                  weights=lite_weights, mindim=32, chunk=4, device_index=-1)
     engine = pipe.engine
-    caches = {"restored": engine.restored, "features": engine.features,
-              "decoded": engine.decoded, "encoded": engine.encoded}
+    caches = {"results": engine.results, "states": engine.states, "encoded": engine.encoded}
     # a few cells each (engine/runner.py), whatever the clip's length
     assert all(1 <= c.size <= 16 for c in caches.values()), {k: c.size for k, c in caches.items()}
     memory = {}
@@ -123,7 +122,7 @@ def test_long_render_keeps_caches_bounded(lite_weights):
                 {k: len(c) for k, c in caches.items()}
         if i + 1 in (n // 10, n):
             memory[i + 1] = rss()
-    assert engine.runs["decode"] == n // 4           # each chunk once, nothing recomputed
+    assert engine.runs["frames"] == n                # each frame once, nothing recomputed
     assert all(len(c) <= c.size for c in caches.values())
     growth = memory[n] - memory[n // 10]
     print(f"RSS at 10%: {memory[n // 10] >> 20} MB, at 100%: {memory[n] >> 20} MB")

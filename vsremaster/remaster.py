@@ -23,11 +23,11 @@ from .frames.formats import check_format
 from .frames.sink import graph_finish, luma_only, output_format, set_props, write_planes
 from .frames.source import frame_array, frame_at, model_input, processing_size, scan_luma
 from .model.decoding import CONTEXTS
-from .planning import scenes
+from .planning.scenes import SceneIndex
 from .planning.windows import Grid
-from .references.canvas import place_on_canvas
-from .references.selection import choose_sets
+from .references.sets import SceneReferences
 from .references.sources import RefError, check_refs, load_bank
+from .references.synced import SyncedRefs
 
 DEFAULT_CHUNK = {"cpu": 24, "cuda": 32}
 #: Bytes one frame of a push needs, per model pixel and byte of the sample type: NetworkR
@@ -189,23 +189,18 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
 
     pw, ph = processing_size(clip.width, clip.height, mindim)
     small = model_input(clip, pw, ph)
-    scan = scenes.scan(scan_luma(clip), sc_threshold)
+    index = SceneIndex(scan_luma(clip), sc_threshold)           # reads no frame
     try:
-        bank = load_bank(refs, scan.starts, clip.num_frames) \
-            if colorize and isinstance(refs, vs.VideoNode) else files
+        if not colorize or not isinstance(refs, vs.VideoNode):
+            bank = files
+        elif refs.num_frames == clip.num_frames:
+            bank = SyncedRefs(refs)                              # read per scene, lazily
+        else:
+            bank = load_bank(refs, [0], clip.num_frames)
     except RefError as e:
         _fail(str(e))
-    ref_sets = choose_sets(bank, scan, clip.num_frames, max_refs) if colorize \
-        else [()] * len(scan.starts)
-    canvases = {s: place_on_canvas([bank.images[i] for i in s], ref_mindim)
-                for s in set(ref_sets) if s}
-    by_start = dict(zip(scan.starts, ref_sets))
-
-    def references(start: int, stop: int):
-        key = by_start.get(start, ())
-        return key, canvases.get(key)
-
-    grid = Grid(scan.starts, clip.num_frames, chunk)
+    references = SceneReferences(bank, index, max_refs if colorize else 0, ref_mindim)
+    grid = Grid(index.bounds, clip.num_frames, chunk)
     engine = Engine(models, grid, references, restore=restore, colorize=colorize,
                     rgb_input=clip.format.color_family == vs.RGB, context=context,
                     step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads)
@@ -225,7 +220,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         out = vs.core.std.FrameEval(blank, render.eval)
         if composed.color_family == vs.GRAY:
             out = luma_only(out, clip)
-    return Pipeline(out, engine, scan, bank, ref_sets)
+    return Pipeline(out, engine, index, bank, references)
 
 
 @dataclass
@@ -234,9 +229,24 @@ class Pipeline:
 
     clip: vs.VideoNode
     engine: Engine
-    scenes: scenes.SceneScan
+    scenes: SceneIndex
     bank: object
-    ref_sets: list
+    references: SceneReferences
+
+    def scene_bounds(self) -> list[tuple[int, int]]:
+        """Every scene of the clip (scans the whole clip: for tests and tools)."""
+        out, n = [], 0
+        while n < self.clip.num_frames:
+            out.append(self.scenes.bounds(n))
+            n = out[-1][1]
+        return out
+
+    def scene_starts(self) -> list[int]:
+        return [a for a, _ in self.scene_bounds()]
+
+    def ref_sets(self) -> list[tuple[int, ...]]:
+        """Each scene's reference ids (bank indices; for a synchronised clip, frame numbers)."""
+        return [self.references(a, b)[0] for a, b in self.scene_bounds()]
 
 
 class _Render:
@@ -272,7 +282,7 @@ class _Render:
         done = self.engine.result(req, raw)
         j = n - done.cell.start
         result = f[0].copy()
-        extra = {"_RemasterScene": done.cell.scene, "_RemasterModel": self.model_name}
+        extra = {"_RemasterScene": done.cell.scene_start, "_RemasterModel": self.model_name}
         if done.refs:
             extra["_RemasterRefs"] = list(done.refs)
         if self.source is None:

@@ -76,6 +76,7 @@ class Request:
     result: CellResult | None = None
     state: SceneState | None = None
     raw: range = range(0)
+    refs: tuple = ((), None)            # the scene's reference ids and canvas
 
 
 class Engine:
@@ -127,7 +128,9 @@ class Engine:
         state = self.states.get(cell.start)
         piece = self._piece(cell)
         start = piece.start if state is not None else self._cold_start(cell)
-        return Request(cell, slot, None, state, range(start, piece.stop))
+        # chosen here, outside the model lock: a synchronised refs clip is read now
+        refs = self.references(cell.scene_start, cell.scene_stop) if self.colorize else ((), None)
+        return Request(cell, slot, None, state, range(start, piece.stop), refs)
 
     def _piece(self, cell: Cell) -> range:
         """The source frames pushed to finish `cell` after the cell before it."""
@@ -186,7 +189,7 @@ class Engine:
             state = self.stream.begin(start, start == cell.scene_start)
             piece = range(start, piece.stop)
             self.runs["cold"] += 1
-        key, refs = self._ref_encoding(cell)
+        key, refs = self._ref_encoding(*req.refs)
         l = self._to_l([raw[i] for i in piece]) if len(piece) else None
         state, fin = self._push(state, l, refs, piece.stop == cell.scene_stop)
         self.runs["push"] += 1
@@ -237,10 +240,7 @@ class Engine:
             return rgb_to_model(x)[0]
         return x.unsqueeze(1).clamp(0, 1)
 
-    def _ref_encoding(self, cell: Cell) -> tuple[tuple[int, ...], RefEncoding | None]:
-        if not self.colorize:
-            return (), None
-        key, canvas = self.references(cell.scene_start, cell.scene_stop)
+    def _ref_encoding(self, key: tuple, canvas) -> tuple[tuple[int, ...], RefEncoding | None]:
         if not key:
             return (), None
         enc = self.encoded.get(key)

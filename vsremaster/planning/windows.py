@@ -1,4 +1,4 @@
-"""The fixed chunk grid: which frames each piece of work covers and which it reads.
+"""The fixed chunk grid: which frames each piece of work covers.
 
 Every scene is cut into cells of `size` frames starting at the scene's first frame (a
 tail of less than half a cell joins the last full cell), so
@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Cell:
-    """Frames [start, stop) of scene `scene` (which spans [scene_start, scene_stop))."""
+    """Frames [start, stop), cell `index` of the scene [scene_start, scene_stop)."""
 
-    scene: int
     index: int
     start: int
     stop: int
@@ -31,46 +30,29 @@ class Cell:
         lo, hi = self.scene_start, self.scene_stop - 1
         return [min(max(i, lo), hi) for i in range(self.start - radius, self.stop + radius)]
 
-    def clipped(self, radius: int) -> range:
-        """The cell with `radius` frames of context, clipped to the scene (no replication)."""
-        return range(max(self.start - radius, self.scene_start),
-                     min(self.stop + radius, self.scene_stop))
-
 
 class Grid:
-    """A grid of cells of `size` frames over scenes starting at `scene_starts`."""
+    """Cells of `size` frames over the scenes that `bounds(n) -> (start, stop)` gives."""
 
-    def __init__(self, scene_starts: list[int], num_frames: int, size: int):
-        if not scene_starts or scene_starts[0] != 0:
-            raise ValueError("scene_starts must begin with 0")
-        self.starts = list(scene_starts)
-        self.num_frames = num_frames
-        self.size = size
-
-    def scene_of(self, n: int) -> int:
-        return bisect.bisect_right(self.starts, n) - 1
-
-    def scene_bounds(self, scene: int) -> tuple[int, int]:
-        stop = self.starts[scene + 1] if scene + 1 < len(self.starts) else self.num_frames
-        return self.starts[scene], stop
+    def __init__(self, bounds, num_frames: int, size: int):
+        self.bounds, self.num_frames, self.size = bounds, num_frames, size
 
     def cell_of(self, n: int) -> Cell:
         if not 0 <= n < self.num_frames:
             raise IndexError(n)
-        scene = self.scene_of(n)
-        s0, s1 = self.scene_bounds(scene)
-        # a tail shorter than half a cell joins the cell before it: a short chunk would
-        # cost a whole chunk's context for a few frames
+        s0, s1 = self.bounds(n)
+        # a tail shorter than half a cell joins the cell before it: a short cell would
+        # cost as much planning and warm-up as a whole one for a few frames
         length = s1 - s0
         count = max(1, length // self.size + (length % self.size >= (self.size + 1) // 2))
         index = min((n - s0) // self.size, count - 1)
         start = s0 + index * self.size
-        return Cell(scene, index, start, s1 if index == count - 1 else start + self.size, s0, s1)
+        return Cell(index, start, s1 if index == count - 1 else start + self.size, s0, s1)
 
-    def cells_covering(self, frames) -> list[Cell]:
-        """The distinct cells holding the given frame numbers, in frame order."""
-        cells: list[Cell] = []
-        for n in sorted(set(frames)):
-            if not cells or not cells[-1].start <= n < cells[-1].stop:
-                cells.append(self.cell_of(n))
-        return cells
+
+def fixed_bounds(starts: list[int], num_frames: int):
+    """A `bounds` function for known scene starts (tests, tools)."""
+    def bounds(n: int) -> tuple[int, int]:
+        i = bisect.bisect_right(starts, n) - 1
+        return starts[i], starts[i + 1] if i + 1 < len(starts) else num_frames
+    return bounds
