@@ -122,7 +122,7 @@ def test_long_prefetch_still_computes_each_chunk_once(golden_weights):
 
 
 def test_scene_isolation(golden_weights, grey):
-    cut = {10: {"_SceneChangePrev": 1}}
+    cut = scene_props([10])
     a = from_arrays(grey, vs.GRAY8, per_frame_props=cut)
     changed = grey.copy()
     changed[10:] = 1 - changed[10:]

@@ -22,7 +22,7 @@ from .engine.runner import Engine, Request
 from .frames.formats import check_format
 from .frames.sink import graph_finish, luma_only, output_format, set_props, write_planes
 from .frames.source import frame_array, frame_at, model_input, processing_size, scan_luma
-from .model.decoding import CONTEXTS
+from .model.decoding import CONTEXTS, WINDOW_RADIUS
 from .planning.scenes import SceneIndex
 from .planning.windows import Grid
 from .references.sets import SceneReferences
@@ -37,6 +37,8 @@ DEFAULT_CHUNK = {"cpu": 24, "cuda": 32}
 _PUSH_BYTES_PER_PIXEL_BYTE = 210
 _PUSH_BUDGET_CPU = 2 << 30
 _PUSH_BUDGET_CUDA = 8 << 30
+#: preview=True: model size, attention window and chunk of a quick approximate look
+PREVIEW_MINDIM, PREVIEW_WINDOW, PREVIEW_CHUNK = 160, 2, 8
 #: How output frames are finished: VapourSynth filters (CPU) or composed on the device.
 FINISHES = ("graph", "device")
 
@@ -119,7 +121,7 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
              restore: bool = True, colorize: bool = True, mindim: int = 320,
              ref_mindim: int = 256, max_refs: int = 6, chunk: int | None = None,
              fp16: bool | None = None, sc_threshold: float | None = None,
-             context: str = "frame") -> vs.VideoNode:
+             context: str = "frame", preview: bool = False) -> vs.VideoNode:
     """Restore and colorize a black-and-white clip with DeepRemaster.
 
     clip: GRAY, YUV or RGB, 8-16 bit integer or 16/32 bit float, constant format/size.
@@ -136,6 +138,8 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     context: "frame" (each frame's self attention and decoder see frames t-7..t+7 of its
         scene) or "chunk" (the released decoding: a chunk plus 7 frames each side share
         one window; seams at chunk bounds; for comparison).
+    preview: a quick approximate look for editors on a CPU: mindim at most PREVIEW_MINDIM,
+        self attention over PREVIEW_WINDOW frames each side, chunks of PREVIEW_CHUNK.
 
     Every argument is checked here, when the script runs, before any frame is rendered;
     a problem raises vs.Error("Remaster: ...") naming the argument and what is allowed.
@@ -143,12 +147,13 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     """
     return build(clip, refs, weights=weights, device_index=device_index, restore=restore,
                  colorize=colorize, mindim=mindim, ref_mindim=ref_mindim, max_refs=max_refs,
-                 chunk=chunk, fp16=fp16, sc_threshold=sc_threshold, context=context).clip
+                 chunk=chunk, fp16=fp16, sc_threshold=sc_threshold, context=context,
+                 preview=preview).clip
 
 
 def build(clip, refs=None, *, weights=None, device_index=None, restore=True, colorize=True,
           mindim=320, ref_mindim=256, max_refs=6, chunk=None, fp16=None,
-          sc_threshold=None, context="frame", finish=None) -> "Pipeline":
+          sc_threshold=None, context="frame", preview=False, finish=None) -> "Pipeline":
     """`Remaster` returning the whole pipeline (clip, engine, scenes, reference sets)."""
     if not isinstance(clip, vs.VideoNode):
         _fail(f"clip must be a vapoursynth.VideoNode (a video clip), not {type(clip).__name__}")
@@ -160,7 +165,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
               "constant size (resize it first)")
     if clip.num_frames < 1:
         _fail("clip has no frames; allowed: a clip of at least one frame")
-    for name, value in (("restore", restore), ("colorize", colorize)):
+    for name, value in (("restore", restore), ("colorize", colorize), ("preview", preview)):
         if not isinstance(value, bool):
             _fail(f"{name} must be True or False, not {value!r}")
     mindim = _int_arg("mindim", mindim, 32, 4320)
@@ -173,6 +178,10 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
               f"not {sc_threshold!r}")
     if context not in CONTEXTS:
         _fail(f"context must be one of {', '.join(map(repr, CONTEXTS))}, not {context!r}")
+    window = WINDOW_RADIUS
+    if preview:
+        mindim, window = min(mindim, PREVIEW_MINDIM), PREVIEW_WINDOW
+        chunk = chunk or PREVIEW_CHUNK
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
     weights_path = _find_weights(weights)
@@ -203,7 +212,8 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     grid = Grid(index.bounds, clip.num_frames, chunk)
     engine = Engine(models, grid, references, restore=restore, colorize=colorize,
                     rgb_input=clip.format.color_family == vs.RGB, context=context,
-                    step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads)
+                    step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads,
+                    window=window)
     finish = finish or ("device" if device.type == "cuda" else "graph")
     out_fmt = output_format(clip.format, colorize)
     if finish == "graph":

@@ -14,6 +14,11 @@ from pathlib import Path
 import torch
 
 from ..model import NetworkC, NetworkR
+
+# Reserved VRAM stays near allocated when segments can grow and shrink: chunks of other
+# shapes (scene ends, seeks, other clips) then reuse memory instead of reserving more.
+# Read when CUDA first allocates; a user's own setting wins.
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
 from ..model.checkpoint import load_checkpoint
 from ..model.fold import fold_batchnorm
 

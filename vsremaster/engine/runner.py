@@ -21,6 +21,7 @@ import torch
 
 from ..color import rgb_to_model
 from ..model import RefEncoding
+from ..model.decoding import WINDOW_RADIUS
 from ..planning.windows import Cell, Grid
 from .cache import LRU
 from .models import Models
@@ -84,15 +85,17 @@ class Engine:
 
     def __init__(self, models: Models, grid: Grid, references, *, restore: bool,
                  colorize: bool, rgb_input: bool, context: str = "frame", step: int = 8,
-                 threads: int = 1, cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30):
+                 threads: int = 1, cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30,
+                 window: int = WINDOW_RADIUS):
         """references: (scene start, scene stop) -> (bank indices, canvas or None);
         step: most frames per push through the networks (memory); cache_bytes /
-        state_bytes: bounds of the finished-cell and stream-state caches."""
+        state_bytes: bounds of the finished-cell and stream-state caches; window: frames
+        each side a self attention sees."""
         self.models, self.grid, self.references = models, grid, references
         self.colorize, self.rgb_input = colorize, rgb_input
         batch = 1 if models.device.type == "cpu" else 8
         self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
-                                  batch=batch)
+                                  batch=batch, window=window)
         self.step = max(1, step)
         # VapourSynth's threads keep about this many cells in flight at once; one push
         # finishes up to lag frames' worth of cells more (a scene's end, a cold start)

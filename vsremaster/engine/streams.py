@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model import RefEncoding
-from ..model.decoding import DecoderStream
+from ..model.decoding import WINDOW_RADIUS, DecoderStream
 from ..model.streaming import ChainState, RestorationStream, StreamState, per_frame
 from .models import Models
 
@@ -84,12 +84,13 @@ class SceneStream:
     """The networks a scene goes through, as one stream (see the module docstring)."""
 
     def __init__(self, models: Models, *, restore: bool, colorize: bool, context: str = "frame",
-                 batch: int = 1):
+                 batch: int = 1, window: int = WINDOW_RADIUS):
         """batch: frames per call of every per-frame computation (fixed: the bits then do
-        not depend on which frames are computed together)."""
+        not depend on which frames are computed together); window: frames each side a
+        self attention sees."""
         self.models, self.batch = models, batch
         self.restoration = RestorationStream(models.restore, batch) if restore else None
-        self.decoder = DecoderStream(models.colorize, context, batch) if colorize else None
+        self.decoder = DecoderStream(models.colorize, context, batch, window) if colorize else None
         #: frames after t that output t waits for
         self.lag = sum(s.lag for s in (self.restoration, self.decoder) if s is not None)
         #: the decoder decodes each push as one window: pieces must reach it whole

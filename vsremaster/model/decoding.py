@@ -40,10 +40,9 @@ class WindowAttention(Windowed):
     it: the upsampled attention output concatenated with the skip features.
     """
 
-    radius = WINDOW_RADIUS
-
-    def __init__(self, attn: Attention, skip: bool = False, batch: int | None = None):
-        self.attn, self.skip, self.batch = attn, skip, batch
+    def __init__(self, attn: Attention, skip: bool = False, batch: int | None = None,
+                 radius: int = WINDOW_RADIUS):
+        self.attn, self.skip, self.batch, self.radius = attn, skip, batch, radius
 
     def compute(self, window: tuple, n: int) -> torch.Tensor:
         x, r = window[0], self.radius
@@ -73,15 +72,19 @@ class WholeWindow(Windowed):
         return ab[self.radius:self.radius + n]
 
 
-def decoder_stages(net: NetworkC, context: str = "frame", batch: int | None = 1) -> list:
-    """NetworkC's decode as a chain of cross-frame stages (a sigmoid follows)."""
+def decoder_stages(net: NetworkC, context: str = "frame", batch: int | None = 1,
+                   radius: int = WINDOW_RADIUS) -> list:
+    """NetworkC's decode as a chain of cross-frame stages (a sigmoid follows).
+
+    radius: frames each side a self attention sees (WINDOW_RADIUS; less for previews)."""
     if context not in CONTEXTS:
         raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
     if context == "chunk":
         return [WholeWindow(net)]
     conv = lambda m: TemporalConv(m, "replicate", batch=batch)     # noqa: E731
-    return [WindowAttention(net.selfattn1, skip=True, batch=batch), conv(net.up1.conv3d),
-            WindowAttention(net.selfattn2, batch=batch), conv(net.conv2),
+    attend = lambda a, **kw: WindowAttention(a, batch=batch, radius=radius, **kw)  # noqa: E731
+    return [attend(net.selfattn1, skip=True), conv(net.up1.conv3d),
+            attend(net.selfattn2), conv(net.conv2),
             *(conv(m) for m in (*net.up2, *net.up3, *net.up4))]
 
 
@@ -92,9 +95,11 @@ class DecoderStream:
     `lag` frames after its first input.
     """
 
-    def __init__(self, net: NetworkC, context: str = "frame", batch: int | None = 1):
-        """batch: frames per convolution call (fixed, so kernels always see one shape)."""
-        self.chain = Chain(decoder_stages(net, context, batch))
+    def __init__(self, net: NetworkC, context: str = "frame", batch: int | None = 1,
+                 radius: int = WINDOW_RADIUS):
+        """batch: frames per convolution call (fixed, so kernels always see one shape);
+        radius: frames each side a self attention sees."""
+        self.chain = Chain(decoder_stages(net, context, batch, radius))
         self.lag = self.chain.lag
         self.chunked = context == "chunk"
 
