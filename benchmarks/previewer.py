@@ -259,6 +259,8 @@ def inside(args: argparse.Namespace) -> int:
             bad = [f for f in frames if not 0 <= f < n]
             if bad:
                 finish(2, f"frames {bad} outside the clip's 0..{n - 1}")
+            if any(a == b for a, b in zip([0, *frames], frames)):
+                finish(2, f"frames {frames}: each must differ from the one shown before it (0 at open)")
             self.frames = list(frames)
             print(f"vsview {version('vsview')}, {args.script} {script_args or ''}: "
                   f"{n} frames {clip.width}x{clip.height}", flush=True)
@@ -269,8 +271,6 @@ def inside(args: argparse.Namespace) -> int:
             if len(self.rows) == len(self.frames):
                 return self.report()
             n = self.frames[len(self.rows)]
-            if n == ws.playback.state.current_frame:
-                finish(2, f"frame {n} is already shown: give frames that differ from the one before")
             # Ctrl+G is vsview's "Jump to Frame": it focuses the frame box with its text selected
             QTest.keyClick(app.focusWidget() or window, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)
             box = app.focusWidget()
