@@ -74,3 +74,31 @@ def test_reevaluating_twenty_times_keeps_vram_flat(golden_weights):
         gc.collect()
         levels.append(torch.cuda.memory_allocated())
     assert levels[-1] == 0 or levels[-1] <= levels[2]
+
+
+@cuda
+def test_cuda_bits_do_not_depend_on_seeks_or_threads(golden_weights):
+    """Fixed-size frame batches keep cuDNN on one kernel per shape: a seek (cold start)
+    gives the bytes of a linear render."""
+    from clips import frame_bytes
+    grey = moving_pattern(40, 64, 96, seed=4)
+    clip = from_arrays(grey, vs.GRAY8)
+    linear = build(clip, weights=golden_weights, mindim=64, chunk=4, device_index=0)
+    everything = [frame_bytes(linear.clip, n) for n in range(40)]
+    seek = build(clip, weights=golden_weights, mindim=64, chunk=4, device_index=0)
+    for n in (37, 21, 2, 30, 22):
+        assert frame_bytes(seek.clip, n) == everything[n], n
+
+
+@cuda
+def test_frames_finished_on_the_device_equal_the_vapoursynth_finish(golden_weights):
+    grey = moving_pattern(8, 64, 96, seed=5)
+    for fmt in (vs.GRAY8, vs.YUV420P10, vs.RGB24, vs.GRAYS):
+        clip = from_arrays(grey, fmt)
+        kw = dict(weights=golden_weights, mindim=64, chunk=4, device_index=0)
+        device = build(clip, finish="device", **kw).clip
+        graph = build(clip, finish="graph", **kw).clip
+        for n in (0, 5):
+            a, b = planes(device.get_frame(n)), planes(graph.get_frame(n))
+            top = 1 if fmt != vs.GRAYS else 2e-4
+            assert max(np.abs(x.astype(float) - y).max() for x, y in zip(a, b)) <= top, fmt

@@ -129,6 +129,35 @@ def test_long_render_keeps_caches_bounded(lite_weights):
     assert growth < 100 << 20, growth
 
 
+RENDER_1080P = textwrap.dedent('''
+    import resource, sys
+    sys.path.insert(0, tests)
+    import vapoursynth as vs
+    from clips import from_arrays, moving_pattern
+    from vsremaster.remaster import build
+    vs.core.num_threads = 2
+    small = from_arrays(moving_pattern(frames, 135, 240, seed=2), vs.GRAYS)
+    clip = vs.core.resize.Bicubic(small, 1920, 1080, format=vs.GRAY8)   # 1080p frames on demand
+    out = build(clip, weights=weights, mindim=64, device_index=-1).clip
+    assert out.format.name == "YUV444P8" and out.width == 1920
+    count = sum(1 for _ in out.frames(close=True))
+    print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+''')
+
+
+def test_1080p_render_keeps_host_memory_small(lite_weights):
+    """Full-size frames are finished by VapourSynth filters frame by frame, never held as
+    float32 on the host: peak RSS of a 200-frame 1080p render stays within issue 13's bound."""
+    setup = "frames, tests, weights = 200, %r, %r\n" % (str(ROOT / "tests"), str(lite_weights))
+    run = subprocess.run([sys.executable, "-c", setup + RENDER_1080P], capture_output=True,
+                         text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr
+    count, peak = map(int, run.stdout.split())
+    assert count == 200
+    print(f"peak RSS of a 200-frame 1080p render: {peak >> 20} MB")
+    assert peak < 2500 << 20, peak >> 20
+
+
 # -- SIGINT -------------------------------------------------------------------------------
 
 def real_vspipe() -> Path:
