@@ -95,7 +95,8 @@ class Engine:
         self.colorize, self.rgb_input = colorize, rgb_input
         batch = 1 if models.device.type == "cpu" else 8
         self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
-                                  batch=batch, window=window)
+                                  batch=batch, window=window,
+                                  chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop))
         self.step = max(1, step)
         # VapourSynth's threads keep about this many cells in flight at once; one push
         # finishes up to lag frames' worth of cells more (a scene's end, a cold start)

@@ -84,13 +84,14 @@ class SceneStream:
     """The networks a scene goes through, as one stream (see the module docstring)."""
 
     def __init__(self, models: Models, *, restore: bool, colorize: bool, context: str = "frame",
-                 batch: int = 1, window: int = WINDOW_RADIUS):
+                 batch: int = 1, window: int = WINDOW_RADIUS, chunk_of=None):
         """batch: frames per call of every per-frame computation (fixed: the bits then do
         not depend on which frames are computed together); window: frames each side a
-        self attention sees."""
+        self attention sees; chunk_of: with context="chunk", t -> the chunk holding t."""
         self.models, self.batch = models, batch
         self.restoration = RestorationStream(models.restore, batch) if restore else None
-        self.decoder = DecoderStream(models.colorize, context, batch, window) if colorize else None
+        self.decoder = DecoderStream(models.colorize, context, batch, window, chunk_of) \
+            if colorize else None
         #: frames after t that output t waits for
         self.lag = sum(s.lag for s in (self.restoration, self.decoder) if s is not None)
         #: the decoder decodes each push as one window: pieces must reach it whole

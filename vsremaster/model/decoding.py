@@ -44,7 +44,7 @@ class WindowAttention(Windowed):
                  radius: int = WINDOW_RADIUS):
         self.attn, self.skip, self.batch, self.radius = attn, skip, batch, radius
 
-    def compute(self, window: tuple, n: int) -> torch.Tensor:
+    def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
         x, r = window[0], self.radius
         a = self.attn
         k = per_frame(lambda f: a.project(a.key_conv, f), x, self.batch)      # [T, S, C/8]
@@ -59,28 +59,38 @@ class WindowAttention(Windowed):
 
 
 class WholeWindow(Windowed):
-    """The released decode over each push's frames plus WINDOW_RADIUS frames each side."""
+    """The released decode over each chunk plus WINDOW_RADIUS frames each side.
+
+    chunk_of(t) -> (start, stop): the chunk holding frame t (default: everything a push
+    finishes is one chunk)."""
 
     radius = WINDOW_RADIUS
 
-    def __init__(self, net: NetworkC):
-        self.net = net
+    def __init__(self, net: NetworkC, chunk_of=None):
+        self.net, self.chunk_of = net, chunk_of
 
-    def compute(self, window: tuple, n: int) -> torch.Tensor:
-        deep, skip = (t.transpose(0, 1).unsqueeze(0) for t in window)
-        ab = self.net.decode(FrameFeatures(skip, deep))[0].transpose(0, 1)
-        return ab[self.radius:self.radius + n]
+    def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
+        r, out, t = self.radius, [], start
+        while t < start + n:
+            stop = start + n if self.chunk_of is None else min(self.chunk_of(t)[1], start + n)
+            a, b = t - start, stop - start + 2 * r
+            deep, skip = (w[a:b].transpose(0, 1).unsqueeze(0) for w in window)
+            ab = self.net.decode(FrameFeatures(skip, deep))[0].transpose(0, 1)
+            out.append(ab[r:r + stop - t])
+            t = stop
+        return torch.cat(out)
 
 
 def decoder_stages(net: NetworkC, context: str = "frame", batch: int | None = 1,
-                   radius: int = WINDOW_RADIUS) -> list:
+                   radius: int = WINDOW_RADIUS, chunk_of=None) -> list:
     """NetworkC's decode as a chain of cross-frame stages (a sigmoid follows).
 
-    radius: frames each side a self attention sees (WINDOW_RADIUS; less for previews)."""
+    radius: frames each side a self attention sees (WINDOW_RADIUS; less for previews);
+    chunk_of: with context="chunk", t -> (start, stop) of the chunk holding frame t."""
     if context not in CONTEXTS:
         raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
     if context == "chunk":
-        return [WholeWindow(net)]
+        return [WholeWindow(net, chunk_of)]
     conv = lambda m: TemporalConv(m, "replicate", batch=batch)     # noqa: E731
     attend = lambda a, **kw: WindowAttention(a, batch=batch, radius=radius, **kw)  # noqa: E731
     return [attend(net.selfattn1, skip=True), conv(net.up1.conv3d),
@@ -96,10 +106,10 @@ class DecoderStream:
     """
 
     def __init__(self, net: NetworkC, context: str = "frame", batch: int | None = 1,
-                 radius: int = WINDOW_RADIUS):
+                 radius: int = WINDOW_RADIUS, chunk_of=None):
         """batch: frames per convolution call (fixed, so kernels always see one shape);
-        radius: frames each side a self attention sees."""
-        self.chain = Chain(decoder_stages(net, context, batch, radius))
+        radius: frames each side a self attention sees; chunk_of: see WholeWindow."""
+        self.chain = Chain(decoder_stages(net, context, batch, radius, chunk_of))
         self.lag = self.chain.lag
         self.chunked = context == "chunk"
 

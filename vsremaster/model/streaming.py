@@ -147,14 +147,14 @@ class _WindowCarry:
 class Windowed:
     """A stage whose output t reads inputs t-radius..t+radius (edges replicated).
 
-    Subclasses define `compute(window, n)`: window tuple of [n + 2r, ...] frames (the
-    first member is the stage's input; further members are side inputs aligned in time),
-    returning the n middle frames' outputs.
+    Subclasses define `compute(window, n, start)`: window tuple of [n + 2r, ...] frames
+    (the first member is the stage's input; further members are side inputs aligned in
+    time), returning the outputs of the n middle frames, times start .. start + n.
     """
 
     radius: int
 
-    def compute(self, window: tuple, n: int) -> torch.Tensor:
+    def compute(self, window: tuple, n: int, start: int) -> torch.Tensor:
         raise NotImplementedError
 
     def begin(self, start: int, scene_start: bool) -> _WindowCarry:
@@ -173,7 +173,7 @@ class Windowed:
         # inputs o-r .. stop+r, the scene's edge frames repeated beyond it
         before, after = max(0, lo - (o - r)), max(0, stop + r - hi)
         window = tuple(_repeat_edges(t[max(0, o - r - lo):], before, after) for t in frames)
-        y = self.compute(window, stop - o)
+        y = self.compute(window, stop - o, o)
         keep = max(0, stop - r - lo)
         kept = tuple(t[keep:].clone() for t in frames)
         return _WindowCarry(stop, lo + keep, kept if len(kept[0]) else None), y
