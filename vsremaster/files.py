@@ -14,7 +14,15 @@ from pathlib import Path
 
 
 class FileRefused(ValueError):
-    """A path that is not a regular file of an acceptable size; the message says why."""
+    """A path that is not a regular file of an acceptable size; the message says why.
+
+    `reason` is the message without the path ("is a FIFO (named pipe), not a regular
+    file ..."), for callers that name the file their own way.
+    """
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
 
 
 class FileMissing(FileRefused, FileNotFoundError):
@@ -44,11 +52,11 @@ def size_words(n: float) -> str:
 
 def _check(st: os.stat_result, path: Path, max_bytes: int | None) -> int:
     if not stat.S_ISREG(st.st_mode):
-        raise FileRefused(f"{path}: is {describe_mode(st.st_mode)}, not a regular file "
-                          "(it was not opened)")
+        raise FileRefused(path, f"is {describe_mode(st.st_mode)}, not a regular file "
+                                "(it was not opened)")
     if max_bytes is not None and st.st_size > max_bytes:
-        raise FileRefused(f"{path}: is {size_words(st.st_size)}, more than the "
-                          f"{size_words(max_bytes)} allowed for it")
+        raise FileRefused(path, f"is {size_words(st.st_size)}, more than the "
+                                f"{size_words(max_bytes)} allowed")
     return st.st_size
 
 
@@ -61,9 +69,9 @@ def check_regular_file(path, max_bytes: int | None = None) -> int:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise FileMissing(f"{path}: no such file") from None
+        raise FileMissing(path, "no such file") from None
     except OSError as e:
-        raise FileRefused(f"{path}: cannot be examined ({e.strerror or e})") from None
+        raise FileRefused(path, f"cannot be examined ({e.strerror or e})") from None
     return _check(st, path, max_bytes)
 
 
@@ -76,7 +84,7 @@ def open_regular(path, max_bytes: int | None = None):
     try:
         fd = os.open(path, flags)
     except OSError as e:
-        raise FileRefused(f"{path}: cannot be opened ({e.strerror or e})") from None
+        raise FileRefused(path, f"cannot be opened ({e.strerror or e})") from None
     try:
         _check(os.fstat(fd), path, max_bytes)
         if flags & getattr(os, "O_NONBLOCK", 0):

@@ -9,16 +9,17 @@ import re
 
 import torch
 
-#: Largest `mindim` per device type. On the CPU the model runs in float32: the
-#: restoration network alone holds about 720 bytes per model pixel per frame in flight
-#: (1.5 GB a frame at 1920x1080) and a chunk holds tens of frames, so beyond 1080 a chunk
-#: needs more memory than most hosts have. CUDA devices run half precision and split
-#: work that does not fit (the clip's aspect is limited as well, below).
+#: Largest `mindim` per device type. On the CPU the model runs in float32 and the whole
+#: filter holds about 2.2 kB per model pixel for a chunk of 2 frames with its 14 context
+#: frames (benchmarks/limits_memory.py): 4.5 GB at 1920x1080, about 10 GB at the default
+#: chunk of 24, 16 times that at 4320. CUDA devices run half precision and split work
+#: that does not fit.
 MAX_MINDIM = {"cpu": 1080, "cuda": 4320}
 #: Largest `ref_mindim` per device type (the reference canvas's short edge).
 MAX_REF_MINDIM = {"cpu": 1024, "cuda": 2048}
 #: Most pixels on one reference set's canvases together (references x canvas height x
-#: width): the reference encoder holds a few hundred bytes per canvas pixel.
+#: width): the reference encoder holds about 200 bytes per canvas pixel in float32
+#: (benchmarks/limits_memory.py), so 16 MP is about 3 GB.
 MAX_CANVAS_PIXELS = {"cpu": 16_000_000, "cuda": 64_000_000}
 #: Longest edge / shortest edge of the clip and of each reference (the widest film
 #: formats are under 3:1; a 100000x1 image would make an enormous canvas).

@@ -15,14 +15,15 @@ from numbers import Integral, Real
 import torch
 import vapoursynth as vs
 
+from . import limits
 from .engine.models import shared_models
 from .engine.runner import Engine, Request
-from .frames.formats import ColorProps, check_format, output_format
+from .frames.formats import ColorProps, PropError, check_format, output_format
 from .frames.sink import set_props, to_output, write_planes
 from .frames.source import frame_array, frame_at, processing_size, scan_luma, working_clip
 from .planning import scenes
 from .planning.windows import Grid
-from .references.canvas import place_on_canvas
+from .references.canvas import Canvases, canvas_size
 from .references.selection import choose_sets
 from .references.sources import RefError, check_refs, load_bank
 
@@ -61,6 +62,43 @@ def _pick_device(device_index) -> torch.device:
         _fail(f"device_index {device_index} names a CUDA device that does not exist "
               f"({where}); allowed: {allowed}")
     return torch.device("cuda", int(device_index))
+
+
+def _check_sizes(clip: vs.VideoNode, mindim: int, ref_mindim: int,
+                 device: torch.device) -> None:
+    """The per-device limits on model sizes, and the clip's aspect (limits.py says why)."""
+    kind = device.type
+    where = "the CPU" if kind == "cpu" else "CUDA devices"
+    if mindim > limits.MAX_MINDIM[kind]:
+        why = (" (in float32 the filter holds about 4.5 GB at 1920x1080 with chunk 2, 10 GB "
+               "with the default chunk, and memory grows with the square of mindim)"
+               if kind == "cpu" else "")
+        _fail(f"mindim {mindim} is too large for {where}; allowed: at most "
+              f"{limits.MAX_MINDIM[kind]} there{why}")
+    if ref_mindim > limits.MAX_REF_MINDIM[kind]:
+        _fail(f"ref_mindim {ref_mindim} is too large for {where}; allowed: at most "
+              f"{limits.MAX_REF_MINDIM[kind]} there (the reference encoder holds about "
+              "200 bytes per canvas pixel)")
+    aspect = max(clip.width, clip.height) / min(clip.width, clip.height)
+    if aspect > limits.MAX_ASPECT:
+        _fail(f"clip is {clip.width}x{clip.height} (aspect {aspect:.1f}:1); allowed: an "
+              f"aspect of at most {limits.MAX_ASPECT:g}:1 (crop it)")
+
+
+def _check_canvases(bank, ref_sets, ref_mindim: int, max_refs: int,
+                    device: torch.device) -> None:
+    """Each reference set's canvases within the device's pixel limit, before any is made."""
+    most = limits.MAX_CANVAS_PIXELS[device.type]
+    for scene, refs in enumerate(ref_sets):
+        if not refs:
+            continue
+        ch, cw = canvas_size([bank.images[i].shape[:2] for i in refs], ref_mindim)
+        if len(refs) * ch * cw > most:
+            _fail(f"ref_mindim {ref_mindim} makes scene {scene}'s {len(refs)} references a "
+                  f"{len(refs)}x{cw}x{ch} canvas ({len(refs) * ch * cw / 1e6:.1f} megapixels);"
+                  f" allowed on {'the CPU' if device.type == 'cpu' else 'CUDA devices'}: at "
+                  f"most {most / 1e6:g} megapixels per scene (lower ref_mindim or max_refs "
+                  f"{max_refs}, or use references of a less extreme aspect)")
 
 
 def _pick_dtype(fp16, device: torch.device) -> torch.dtype:
@@ -166,6 +204,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
               f"not {sc_threshold!r}")
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
+    _check_sizes(clip, mindim, ref_mindim, device)
     weights_path = _find_weights(weights)
     try:
         check_refs(refs)
@@ -179,10 +218,19 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         chunk = DEFAULT_CHUNK[device.type]
 
     rgb_input = clip.format.color_family == vs.RGB
+    try:
+        colour = ColorProps.of(clip, clip.get_frame(0).props)
+    except PropError as e:
+        _fail(f"clip frame 0: {e}")
+    except vs.Error as e:
+        _fail(f"clip frame 0 could not be read ({str(e).strip()})")
     work = working_clip(clip)
     pw, ph = processing_size(clip.width, clip.height, mindim)
     small = vs.core.resize.Bicubic(work, pw, ph)
-    scan = scenes.scan(scan_luma(work), sc_threshold)
+    try:
+        scan = scenes.scan(scan_luma(work), sc_threshold)
+    except scenes.ScanError as e:
+        _fail(str(e))
     try:
         bank = load_bank(refs, scan.starts, clip.num_frames) \
             if colorize and isinstance(refs, vs.VideoNode) else files
@@ -190,13 +238,13 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         _fail(str(e))
     ref_sets = choose_sets(bank, scan, clip.num_frames, max_refs) if colorize \
         else [()] * len(scan.starts)
-    canvases = {s: place_on_canvas([bank.images[i] for i in s], ref_mindim)
-                for s in set(ref_sets) if s}
+    _check_canvases(bank, ref_sets, ref_mindim, max_refs, device)
+    # built when the engine first asks: a long film has a set per scene
+    canvases = Canvases(bank.images if bank is not None else [], ref_sets, ref_mindim)
     grid = Grid(scan.starts, clip.num_frames, chunk)
     restore_grid = Grid(scan.starts, clip.num_frames, _restore_cell_size(pw, ph, device, dtype))
     engine = Engine(models, grid, restore_grid, ref_sets, canvases, restore=restore,
                     colorize=colorize, rgb_input=rgb_input, threads=vs.core.num_threads)
-    colour = ColorProps.of(clip, clip.get_frame(0).props)
     out_family = vs.RGB if (colorize or rgb_input) else vs.GRAY
     blank = vs.core.std.BlankClip(work, format=vs.RGBS if out_family == vs.RGB else vs.GRAYS,
                                   keep=True)

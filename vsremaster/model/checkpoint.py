@@ -52,7 +52,7 @@ MAX_HEADER_DEPTH = 3
 MAX_ZIP_ENTRIES = 4096
 #: The pickle inside a torch.save zip (data.pkl) of the authors' file is about 40 kB.
 MAX_PICKLE_BYTES = 16 << 20
-_SIZE_WHY = " (the widest network's weights in float64 are smaller)"
+_SIZE_WHY = " for weights (the widest network's, in float64, are smaller)"
 # safetensors dtype -> (bytes per element, kind)
 _ST_DTYPES = {"F64": (8, "floating"), "F32": (4, "floating"), "F16": (2, "floating"),
               "BF16": (2, "floating"), "I64": (8, "integer"), "I32": (4, "integer"),
@@ -134,7 +134,7 @@ def _existing_file(path) -> Path:
     except FileMissing:
         raise CheckpointNotFoundError(f"{path}: weights file not found (no such file)") from None
     except FileRefused as e:
-        raise CheckpointError(f"{e}{_SIZE_WHY if 'allowed' in str(e) else ''}") from None
+        raise CheckpointError(f"{e}{_SIZE_WHY if e.reason.endswith('allowed') else ''}") from None
     return path
 
 

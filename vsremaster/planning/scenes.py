@@ -4,7 +4,9 @@ The clip is scanned once when the filter is created, on a small grey copy of it,
 find scene starts and a thumbnail descriptor of each scene (used to rank references).
 Detection (when no frame carries the props, or `sc_threshold` is given) marks a cut
 where the mean absolute difference of consecutive frames' luma exceeds the threshold,
-as VapourSynth's misc.SCDetect does.
+as VapourSynth's misc.SCDetect does. Scene-change props of the wrong type (a string,
+NaN, an array) and source frames that fail to render end the scan with a ScanError
+naming the frame.
 """
 from __future__ import annotations
 
@@ -13,9 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import vapoursynth as vs
 
+from ..frames.formats import PropError, scene_change
+
 DEFAULT_SC_THRESHOLD = 0.1
 THUMB = 16           # thumbnail edge used to describe scenes and references
 HIST_BINS = 16
+
+
+class ScanError(ValueError):
+    """A clip frame that could not be read or whose props cannot be used; names the frame."""
 
 
 @dataclass
@@ -41,13 +49,21 @@ def scan(luma: vs.VideoNode, sc_threshold: float | None) -> SceneScan:
         else vs.core.std.PlaneStats(thumbs, thumbs)
     marks, diffs, descs = [], [], []
     has_props = False
-    for f in stats.frames(close=True):
-        props = f.props
-        prev, nxt = props.get("_SceneChangePrev"), props.get("_SceneChangeNext")
-        has_props |= prev is not None or nxt is not None
-        marks.append((bool(prev), bool(nxt)))
-        diffs.append(float(props["PlaneStatsDiff"]))
-        descs.append(describe(np.asarray(f[0]).copy()))
+    try:
+        for f in stats.frames(close=True):
+            props = f.props
+            has_props |= "_SceneChangePrev" in props or "_SceneChangeNext" in props
+            try:
+                marks.append((scene_change(props, "_SceneChangePrev"),
+                              scene_change(props, "_SceneChangeNext")))
+            except PropError as e:
+                raise ScanError(f"clip frame {len(diffs)}: {e}") from None
+            diffs.append(float(props["PlaneStatsDiff"]))
+            descs.append(describe(np.asarray(f[0]).copy()))
+    except vs.Error as e:
+        # frames arrive in order: the one that failed is the next to come
+        raise ScanError(f"clip frame {len(diffs)} could not be read while scanning for "
+                        f"scenes ({str(e).strip()})") from None
     from_props = has_props and sc_threshold is None
     if from_props:
         cuts = [n for n in range(1, len(marks)) if marks[n][0] or marks[n - 1][1]]
