@@ -10,10 +10,10 @@ import re
 import torch
 
 #: Largest `mindim` per device type. On the CPU the model runs in float32 and the whole
-#: filter holds about 2.2 kB per model pixel for a chunk of 2 frames with its 14 context
-#: frames (benchmarks/limits_memory.py): 4.5 GB at 1920x1080, about 10 GB at the default
-#: chunk of 24, 16 times that at 4320. CUDA devices run half precision and split work
-#: that does not fit.
+#: filter holds about 2 kB per model pixel for a chunk of 2 frames with its 14 context
+#: frames (benchmarks/limits_memory.py: 1.9-2.2 kB): about 4 GB at 1920x1080, more at
+#: the default chunk of 24 (38 frames in flight instead of 16), 16 times that at 4320.
+#: CUDA devices run half precision and split work that does not fit.
 MAX_MINDIM = {"cpu": 1080, "cuda": 4320}
 #: Largest `ref_mindim` per device type (the reference canvas's short edge).
 MAX_REF_MINDIM = {"cpu": 1024, "cuda": 2048}

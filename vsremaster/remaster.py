@@ -70,7 +70,7 @@ def _check_sizes(clip: vs.VideoNode, mindim: int, ref_mindim: int,
     kind = device.type
     where = "the CPU" if kind == "cpu" else "CUDA devices"
     if mindim > limits.MAX_MINDIM[kind]:
-        why = (" (in float32 the filter holds about 4.5 GB at 1920x1080 with chunk 2, 10 GB "
+        why = (" (in float32 the filter holds about 4 GB at 1920x1080 with chunk 2, more "
                "with the default chunk, and memory grows with the square of mindim)"
                if kind == "cpu" else "")
         _fail(f"mindim {mindim} is too large for {where}; allowed: at most "
