@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import struct
 import threading
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import vapoursynth as vs
 
 import vsremaster
+from clips import from_arrays, moving_pattern
 from conftest import golden_state_dicts
+from vsremaster import limits
 from vsremaster.files import FileMissing, FileRefused, check_regular_file, open_regular
 from vsremaster.limits import is_out_of_memory
 from vsremaster.model.checkpoint import (MAX_HEADER_BYTES, CheckpointError, load_checkpoint,
@@ -355,14 +359,6 @@ def test_valid_files_pass_every_check(lite, tmp_path):
 
 
 # -- the filter: shared pieces ------------------------------------------------------------------
-
-import resource  # noqa: E402
-
-import cv2  # noqa: E402
-
-from clips import from_arrays, moving_pattern  # noqa: E402
-from vsremaster import limits  # noqa: E402
-
 H, W = 48, 64
 SMALL = dict(mindim=48, ref_mindim=32, device_index=-1)
 
@@ -529,6 +525,8 @@ def test_fifo_as_reference(weights, quiet, tmp_path):
                 "is a FIFO (named pipe), not a regular file")
         rejects(remaster(grey(), weights, refs=folder), "refs directory",
                 "holds 'ref_000004.png', a FIFO (named pipe); allowed: only image files")
+        rejects(remaster(grey(), weights, refs=str(pipe)), "refs",
+                "is a FIFO (named pipe), not a directory")
     finally:
         release(pipe)
 

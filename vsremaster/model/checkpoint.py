@@ -425,19 +425,14 @@ def _split_keys(path: Path, entries: dict) -> dict[str, dict]:
     return split
 
 
-def width_of(state_r: dict) -> float:
-    """The channel-width multiplier a modelR state_dict was built with."""
-    return state_r["layers.1.conv3d.weight"].shape[0] / 64
-
-
 def _width_from_header(entries_r: dict, meta: dict, path: Path) -> float:
     first = entries_r.get("layers.1.conv3d.weight", {}).get("shape")
     return _pick_width(meta, width_from_first_layer(first), path)
 
 
 def _width(state_r: dict, meta: dict, path: Path | str = "") -> float:
-    """The width to build: stored metadata wins (width_of cannot undo scaled()'s rounding
-    for every width), else the first layer's; LayoutError when it is no sensible width."""
+    """The width to build: stored metadata wins (the first layer's channel count cannot
+    undo scaled()'s rounding for every width); LayoutError when it is no sensible width."""
     weight = state_r.get("layers.1.conv3d.weight")
     inferred = width_from_first_layer(weight.shape) if isinstance(weight, torch.Tensor) else None
     return _pick_width(meta, inferred, path)
@@ -450,14 +445,6 @@ def _pick_width(meta: dict, inferred: float | None, path) -> float:
     except LayoutError as e:
         where = "its metadata" if stored else "its first layer"
         raise LayoutError(f"{path}: {where} gives a {e}") from None
-
-
-def check_state_dict(model, state: dict, label: str = "") -> None:
-    """Raise CheckpointError naming missing/unexpected keys, wrong shapes or dtype kinds."""
-    try:
-        check_layout(layout_of(model.state_dict()), layout_of(state), label)
-    except LayoutError as e:
-        raise CheckpointError(str(e)) from None
 
 
 def _few(keys: list[str]) -> str:

@@ -35,11 +35,6 @@ class ImageInfo:
         return self.width * self.height
 
     @property
-    def aspect(self) -> float:
-        """Long edge over short edge (>= 1)."""
-        return max(self.width, self.height) / min(self.width, self.height)
-
-    @property
     def decoded_bytes(self) -> int:
         """Bytes of the decoded colour image (at least 3 channels, samples of `bits`)."""
         return self.pixels * max(self.channels, 3) * -(-self.bits // 8)

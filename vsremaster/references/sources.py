@@ -209,7 +209,8 @@ def _list_dir(path: Path) -> list[Path]:
     if not path.exists():
         raise RefError(f"refs directory {str(path)!r} does not exist; allowed: {_ALLOWED}")
     if not path.is_dir():
-        raise RefError(f"refs {str(path)!r} is a file, not a directory; allowed: a directory "
+        what = "a file" if path.is_file() else describe_mode(path.stat().st_mode)
+        raise RefError(f"refs {str(path)!r} is {what}, not a directory; allowed: a directory "
                        f"of {_ALLOWED_FILES}, or a list of image file paths")
     try:
         files = _regular_files(path)
