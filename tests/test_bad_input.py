@@ -279,7 +279,8 @@ def test_refs_list_problems(golden_weights, quiet, source, refs_dir):
     rejects(remaster(source, golden_weights, refs=[]), "refs", "list is empty")
     rejects(remaster(source, golden_weights, refs=[good, refs_dir / "gone.png"]), "refs",
             "gone.png", "does not exist")
-    rejects(remaster(source, golden_weights, refs=[good, refs_dir]), "refs", "is not a file")
+    rejects(remaster(source, golden_weights, refs=[good, refs_dir]), "refs",
+            "is a directory, not a regular file")
     rejects(remaster(source, golden_weights, refs=[good, 3]), "refs",
             "holds a int (3); allowed: image file paths (str or os.PathLike) only")
     assert source.calls == 0

@@ -99,7 +99,9 @@ def test_lite_width_is_inferred(lite, tmp_path):
 def test_path_none_searches(lite, tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "lite.safetensors", *lite, name="from-env")
     monkeypatch.setenv("VSREMASTER_WEIGHTS", str(path))
-    assert load_checkpoint()[0].name == "from-env"
+    assert weights.load_weights()[0].name == "from-env"
+    with pytest.raises(TypeError, match="load_weights"):
+        load_checkpoint(None)
 
 
 # --- MD5 -----------------------------------------------------------------------------

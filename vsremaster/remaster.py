@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from . import limits
 from .engine.compose import DeviceComposer
 from .engine.models import shared_models
 from .engine.runner import Engine, Request
@@ -72,6 +73,27 @@ def _pick_device(device_index) -> torch.device:
         _fail(f"device_index {device_index} names a CUDA device that does not exist "
               f"({where}); allowed: {allowed}")
     return torch.device("cuda", int(device_index))
+
+
+def _check_sizes(clip: vs.VideoNode, mindim: int, ref_mindim: int,
+                 device: torch.device) -> None:
+    """The per-device limits on model sizes, and the clip's aspect (limits.py says why)."""
+    kind = device.type
+    where = "the CPU" if kind == "cpu" else "CUDA devices"
+    if mindim > limits.MAX_MINDIM[kind]:
+        why = (" (in float32 the filter holds about 4 GB at 1920x1080 with chunk 2, more "
+               "with the default chunk, and memory grows with the square of mindim)"
+               if kind == "cpu" else "")
+        _fail(f"mindim {mindim} is too large for {where}; allowed: at most "
+              f"{limits.MAX_MINDIM[kind]} there{why}")
+    if ref_mindim > limits.MAX_REF_MINDIM[kind]:
+        _fail(f"ref_mindim {ref_mindim} is too large for {where}; allowed: at most "
+              f"{limits.MAX_REF_MINDIM[kind]} there (the reference encoder holds about "
+              "200 bytes per canvas pixel)")
+    aspect = max(clip.width, clip.height) / min(clip.width, clip.height)
+    if aspect > limits.MAX_ASPECT:
+        _fail(f"clip is {clip.width}x{clip.height} (aspect {aspect:.1f}:1); allowed: an "
+              f"aspect of at most {limits.MAX_ASPECT:g}:1 (crop it)")
 
 
 def _pick_dtype(fp16, device: torch.device) -> torch.dtype:
@@ -184,6 +206,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         chunk = chunk or PREVIEW_CHUNK
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
+    _check_sizes(clip, mindim, ref_mindim, device)
     weights_path = _find_weights(weights)
     try:
         check_refs(refs)
@@ -208,7 +231,8 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
             bank = load_bank(refs, [0], clip.num_frames)
     except RefError as e:
         _fail(str(e))
-    references = SceneReferences(bank, index, max_refs if colorize else 0, ref_mindim)
+    references = SceneReferences(bank, index, max_refs if colorize else 0, ref_mindim,
+                                 limits.MAX_CANVAS_PIXELS[device.type])
     grid = Grid(index.bounds, clip.num_frames, chunk)
     engine = Engine(models, grid, references, restore=restore, colorize=colorize,
                     rgb_input=clip.format.color_family == vs.RGB, context=context,

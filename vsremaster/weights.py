@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .model.checkpoint import CheckpointError, md5sum
+from .model.checkpoint import CheckpointError, load_checkpoint, md5sum
 
 AUTHORS_URL = "http://iizuka.cs.tsukuba.ac.jp/data/remasternet.pth.tar"
 AUTHORS_MD5 = "1219f5830e4a7208b1c7ba2f089a16c8"
@@ -109,6 +109,11 @@ def find_weights(path=None) -> Path:
                for what, folder in search_places()]
     raise WeightsNotFoundError("no DeepRemaster weights found. Looked in:\n"
                                + "\n".join(looked) + "\n" + how_to_get())
+
+
+def load_weights(path=None, device="cpu", expected_md5: str | None = None):
+    """(NetworkR, NetworkC) from `find_weights(path)`: the search, then `load_checkpoint`."""
+    return load_checkpoint(find_weights(path), device=device, expected_md5=expected_md5)
 
 
 def how_to_get() -> str:

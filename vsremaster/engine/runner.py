@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..color import rgb_to_model
+from ..limits import is_out_of_memory
 from ..model import RefEncoding
 from ..model.decoding import WINDOW_RADIUS
 from ..planning.windows import Cell, Grid
@@ -30,16 +31,6 @@ from .streams import Finished, SceneState, SceneStream
 
 class OutOfMemory(MemoryError):
     """Memory ran out even for a single frame."""
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Device or host allocation failures (a CPU one is a RuntimeError, not an OOM error)."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
-                                              or "not enough memory" in text
-                                              or "out of memory" in text.lower())
 
 
 @dataclass(frozen=True)

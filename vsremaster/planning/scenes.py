@@ -33,6 +33,8 @@ no frame:
   free (seen with vspipe and `core.num_threads = 1`). Each synchronous request is for
   one frame of a std.ModifyFrame over GROUP frames of the block, so VapourSynth still
   computes GROUP thumbnails at a time in parallel.
+- Props are checked: a scene-change prop of the wrong type (a string, NaN, an array)
+  ends the scan with a ScanError naming the frame, as does a frame that fails to render.
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import vapoursynth as vs
+
+from ..frames.formats import PropError, scene_change
 
 DEFAULT_SC_THRESHOLD = 0.1
 THUMB = 16           # thumbnail edge used to describe scenes and references
@@ -79,13 +83,21 @@ def scan(luma: vs.VideoNode, sc_threshold: float | None) -> SceneScan:
         else vs.core.std.PlaneStats(thumbs, thumbs)
     marks, diffs, descs = [], [], []
     has_props = False
-    for f in stats.frames(close=True):
-        props = f.props
-        prev, nxt = props.get("_SceneChangePrev"), props.get("_SceneChangeNext")
-        has_props |= prev is not None or nxt is not None
-        marks.append((bool(prev), bool(nxt)))
-        diffs.append(float(props["PlaneStatsDiff"]))
-        descs.append(describe(np.asarray(f[0]).copy()))
+    try:
+        for f in stats.frames(close=True):
+            props = f.props
+            has_props |= "_SceneChangePrev" in props or "_SceneChangeNext" in props
+            try:
+                marks.append((scene_change(props, "_SceneChangePrev"),
+                              scene_change(props, "_SceneChangeNext")))
+            except PropError as e:
+                raise ScanError(len(diffs), str(e)) from None
+            diffs.append(float(props["PlaneStatsDiff"]))
+            descs.append(describe(np.asarray(f[0]).copy()))
+    except vs.Error as e:
+        # frames arrive in order: the one that failed is the next to come
+        raise ScanError(len(diffs), f"could not be read while scanning for scenes "
+                                    f"({str(e).strip()})") from None
     from_props = has_props and sc_threshold is None
     if from_props:
         cuts = [n for n in range(1, len(marks)) if marks[n][0] or marks[n - 1][1]]
@@ -101,7 +113,7 @@ def scan(luma: vs.VideoNode, sc_threshold: float | None) -> SceneScan:
 
 
 class ScanError(vs.Error):
-    """A source frame failed to render while a block was scanned."""
+    """A source frame failed to render, or carried unusable scene-change props, during a scan."""
 
     def __init__(self, frame: int, message: str):
         super().__init__(f"frame {frame}: {message}")
@@ -225,11 +237,15 @@ class SceneIndex:
                 m = n * group + i
                 if m < size:
                     props = fr.props
-                    marks[m] = [bool(props.get(p)) for p in _PROPS]
+                    try:
+                        marks[m] = [scene_change(props, p) for p in _PROPS]
+                    except PropError as e:
+                        errors.append((a + m, str(e)))
                     diffs[m] = float(props["PlaneStatsDiff"])
                     lumas[m] = np.asarray(fr[0])
             return f[0]
 
+        errors: list = []
         rows = [stats[i::group] for i in range(group)]
         node = vs.core.std.ModifyFrame(rows[0], rows, keep)
         for j in range(rows[0].num_frames):
@@ -238,6 +254,8 @@ class SceneIndex:
             except vs.Error as e:
                 # stats frame m reads thumbnails m and m - 1
                 self._raise_failed(a + max(j * group - 1, 0), a + min((j + 1) * group, size), e)
+            if errors:
+                raise ScanError(*min(errors))
         if from_props:
             cuts = [m for m in range(1, size) if marks[m, 0] or marks[m - 1, 1]]
         else:

@@ -10,20 +10,29 @@ sizes): each frame is read on its own, converted to RGB24 at its own size. Every
 frame, whatever its format, must be GRAY, YUV or RGB at a depth the resizer reads.
 
 Everything is read when the filter is created; every problem is a RefError whose
-message starts with "refs" and says what is allowed.
+message starts with "refs" and says what is allowed. Nothing is decoded before it is
+checked: image files must be regular files within `limits.MAX_REF_FILE_BYTES`, and their
+headers (every file's, before the first is decoded) must declare at most
+`MAX_REF_PIXELS` pixels, `MAX_REF_DECODED_BYTES` decoded and an aspect of at most
+`MAX_ASPECT`; a bank holds at most `MAX_BANK_REFS` images and `MAX_BANK_BYTES` kept.
 """
 from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 import cv2
 import numpy as np
 import vapoursynth as vs
 
+from .. import limits
+from ..files import FileMissing, FileRefused, describe_mode, open_regular, size_words
 from ..frames.formats import SUPPORTED, check_format, is_variable, to_rgb24
+from .imageinfo import ImageInfo, NotAnImage, probe
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _ALLOWED_FILES = f"image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
@@ -69,34 +78,126 @@ def anchor_of_name(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read_image(path: Path) -> np.ndarray:
-    """An image file as uint8 RGB; RefError when it is missing, empty or unreadable."""
+def kept_bytes(height: int, width: int) -> int:
+    """Bytes a reference of this size takes in the bank (RGB, shrunk to KEEP_SHORT_EDGE)."""
+    scale = min(1.0, KEEP_SHORT_EDGE / min(height, width))
+    return max(1, round(height * scale)) * max(1, round(width * scale)) * 3
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why a reference of this size is refused (pixels, aspect), or None."""
+    if width * height > limits.MAX_REF_PIXELS:
+        return (f"is {width}x{height} ({width * height / 1e6:.1f} megapixels); allowed: at "
+                f"most {limits.MAX_REF_PIXELS / 1e6:g} megapixels (shrink it first)")
+    aspect = max(width, height) / min(width, height)
+    if aspect > limits.MAX_ASPECT:
+        return (f"is {width}x{height} (aspect {aspect:.1f}:1); allowed: an aspect of at "
+                f"most {limits.MAX_ASPECT:g}:1 (crop it)")
+    return None
+
+
+def _open_image(path: Path):
+    """(open file, header) of a reference image file that passed every check."""
     where = f"refs image {str(path)!r}"
-    if not path.exists():
-        raise RefError(f"{where} does not exist; allowed: existing {_ALLOWED_FILES}")
-    if not path.is_file():
-        raise RefError(f"{where} is not a file; allowed: {_ALLOWED_FILES}")
     try:
-        if path.stat().st_size == 0:
+        f = open_regular(path, limits.MAX_REF_FILE_BYTES)
+    except FileMissing:
+        raise RefError(f"{where} does not exist; allowed: existing {_ALLOWED_FILES}") from None
+    except FileRefused as e:
+        what = " for a reference image" if e.reason.endswith("allowed") else ""
+        raise RefError(f"{where} {e.reason}{what}; allowed: readable {_ALLOWED_FILES}") from None
+    try:
+        if os.fstat(f.fileno()).st_size == 0:
             raise RefError(f"{where} is empty (0 bytes); allowed: {_ALLOWED_FILES}")
-        data = np.fromfile(str(path), dtype=np.uint8)
+        info = _checked_header(f, where)
+    except OSError as e:
+        f.close()
+        raise RefError(f"{where} cannot be read ({e.strerror or e}); allowed: readable "
+                       f"{_ALLOWED_FILES}") from None
+    except BaseException:
+        f.close()
+        raise
+    return f, info
+
+
+def _checked_header(f, where: str) -> ImageInfo:
+    try:
+        info = probe(f)
+    except NotAnImage as e:
+        raise RefError(f"{where} is not a readable image ({e}); allowed: "
+                       f"{_ALLOWED_FILES}") from None
+    why = size_problem(info.width, info.height)
+    if why:
+        raise RefError(f"{where} {why}")
+    if info.decoded_bytes > limits.MAX_REF_DECODED_BYTES:
+        raise RefError(f"{where} ({info.describe()}) decodes to "
+                       f"{size_words(info.decoded_bytes)}; allowed: at most "
+                       f"{size_words(limits.MAX_REF_DECODED_BYTES)} decoded (shrink it or "
+                       "save it at 8 bits)")
+    return info
+
+
+def probe_image(path: Path) -> ImageInfo:
+    """The checked header of a reference image file (nothing is decoded)."""
+    f, info = _open_image(path)
+    f.close()
+    return info
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as uint8 RGB; RefError when it is missing, empty, unreadable, or
+    larger than the limits (checked on its header before it is decoded)."""
+    where = f"refs image {str(path)!r}"
+    f, _ = _open_image(path)
+    try:
+        with f:
+            f.seek(0)
+            data = np.fromfile(f, dtype=np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except OSError as e:
         raise RefError(f"{where} cannot be read ({e.strerror or e}); allowed: readable "
                        f"{_ALLOWED_FILES}") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except (cv2.error, MemoryError) as e:
+        if limits.is_out_of_memory(e):
+            raise RefError(f"{where}: not enough memory to decode it; allowed: smaller "
+                           f"{_ALLOWED_FILES}") from None
+        img = None
     if img is None or img.size == 0:
         raise RefError(f"{where} is not a readable image (corrupt, truncated or another "
                        f"kind of file); allowed: {_ALLOWED_FILES}")
+    del data
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if not np.issubdtype(img.dtype, np.integer):
+        # float images (e.g. 32-bit TIFF) are in [0, 1]; NaN reads as 0
+        img = np.nan_to_num(img.astype(np.float32, copy=False), copy=False, nan=0.0,
+                            posinf=1.0, neginf=0.0)
+    # shrink before converting: a 16-bit or float image is converted at bank size
+    img = _shrink(img)
     if img.dtype != np.uint8:
-        if np.issubdtype(img.dtype, np.integer):
-            img = img.astype(np.float32) * (255.0 / np.iinfo(img.dtype).max)
-        else:   # float images (e.g. 32-bit TIFF) are in [0, 1]; NaN reads as 0
-            img = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0) * 255.0
-        img = np.clip(img, 0, 255).round().astype(np.uint8)
-    return _shrink(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        scale = 255.0 / np.iinfo(img.dtype).max if np.issubdtype(img.dtype, np.integer) else 255.0
+        img = np.clip(img.astype(np.float32) * scale, 0, 255).round().astype(np.uint8)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _check_count(n: int, what: str) -> None:
+    if n > limits.MAX_BANK_REFS:
+        raise RefError(f"{what} {n} references; allowed: at most {limits.MAX_BANK_REFS} in a "
+                       "bank (pick the ones that matter: each scene uses at most max_refs)")
+
+
+def _check_total(total: int, what: str) -> None:
+    if total > limits.MAX_BANK_BYTES:
+        raise RefError(f"{what} take {size_words(total)} kept at a short edge of "
+                       f"{KEEP_SHORT_EDGE}; allowed: at most {size_words(limits.MAX_BANK_BYTES)}"
+                       " (use fewer references)")
 
 
 def _from_files(paths: list[Path]) -> RefBank:
+    _check_count(len(paths), "refs names")
+    # every header first: nothing is decoded unless the whole bank fits
+    infos = [probe_image(path) for path in paths]
+    _check_total(sum(kept_bytes(i.height, i.width) for i in infos), f"refs ({len(paths)} images)")
     bank = RefBank()
     for path in paths:
         bank.images.append(read_image(path))
@@ -108,10 +209,11 @@ def _list_dir(path: Path) -> list[Path]:
     if not path.exists():
         raise RefError(f"refs directory {str(path)!r} does not exist; allowed: {_ALLOWED}")
     if not path.is_dir():
-        raise RefError(f"refs {str(path)!r} is a file, not a directory; allowed: a directory "
+        what = "a file" if path.is_file() else describe_mode(path.stat().st_mode)
+        raise RefError(f"refs {str(path)!r} is {what}, not a directory; allowed: a directory "
                        f"of {_ALLOWED_FILES}, or a list of image file paths")
     try:
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = _regular_files(path)
     except OSError as e:
         raise RefError(f"refs directory {str(path)!r} cannot be read ({e.strerror or e})") from None
     if not files:
@@ -124,30 +226,95 @@ def _list_dir(path: Path) -> list[Path]:
     return files
 
 
+def _regular_files(folder: Path) -> list[Path]:
+    """The folder's regular files, sorted; hidden entries and subfolders are skipped, any
+    other kind of entry (a FIFO, a device, a dangling link) is refused unopened."""
+    files = []
+    for entry in folder.iterdir():
+        if entry.name.startswith("."):
+            continue
+        try:
+            mode = entry.stat().st_mode
+        except FileNotFoundError:
+            raise RefError(f"refs directory {str(folder)!r} holds {entry.name!r}, a link to "
+                           f"nothing; allowed: only {_ALLOWED_FILES}") from None
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            raise RefError(f"refs directory {str(folder)!r} holds {entry.name!r}, "
+                           f"{describe_mode(mode)}; allowed: only {_ALLOWED_FILES}")
+        files.append(entry)
+        if len(files) > limits.MAX_BANK_REFS:
+            raise RefError(f"refs directory {str(folder)!r} holds more than "
+                           f"{limits.MAX_BANK_REFS} files; allowed: at most "
+                           f"{limits.MAX_BANK_REFS} references in a bank")
+    return sorted(files)
+
+
 def _is_blank(img: np.ndarray) -> bool:
     return int(img.max()) - int(img.min()) < BLANK_RANGE
 
 
+def anchor_of_prop(value) -> int | None:
+    """A refs frame's `_RemasterAnchor` as a source frame number (None when unset).
+
+    Allowed: an integer >= 0. Anything else (a string, bytes, a float, NaN, an array of
+    several values) is a RefError saying so, never a guess.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        # VapourSynth returns a one-element array as a plain value: this is several
+        raise RefError(f"_RemasterAnchor is an array of {len(value)} values; allowed: one "
+                       "integer source frame number (>= 0)")
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if value < 0:
+            raise RefError(f"_RemasterAnchor is {value}; allowed: a source frame number >= 0")
+        return int(value)
+    shown = repr(value)[:40]
+    raise RefError(f"_RemasterAnchor is a {type(value).__name__} ({shown}); allowed: an "
+                   "integer source frame number (>= 0)")
+
+
+def _check_frame_size(what: str, width: int, height: int) -> None:
+    why = size_problem(width, height)
+    if why:
+        raise RefError(f"{what} {why}")
+
+
 def _from_clip(refs: vs.VideoNode, scene_starts: list[int], num_frames: int) -> RefBank:
+    if refs.width and refs.height:                 # constant size: checked before reading
+        _check_frame_size("refs clip", refs.width, refs.height)
+    synced = refs.num_frames == num_frames
+    if not synced:
+        _check_count(refs.num_frames, "refs clip (a bank: its length differs from the "
+                     "clip's) has")
     rgb = to_rgb24(refs)
-    if refs.num_frames == num_frames:
-        bank = RefBank(synced=True)
-        picked = vs.core.std.Splice([rgb[s] for s in scene_starts]) if len(scene_starts) > 1 \
+    bank = RefBank(synced=synced)
+    if synced:
+        frames = vs.core.std.Splice([rgb[s] for s in scene_starts]) if len(scene_starts) > 1 \
             else rgb[scene_starts[0]]
-        for s, f in zip(scene_starts, picked.frames(close=True)):
-            img = _frame_rgb(f)
-            if not _is_blank(img):
-                bank.images.append(img)
-                bank.anchors.append(s)
-        return bank
-    bank = RefBank()
-    for f in rgb.frames(close=True):
+        numbers = scene_starts
+    else:
+        frames, numbers = rgb, range(refs.num_frames)
+    total = 0
+    for n, f in zip(numbers, frames.frames(close=True)):
+        where = f"refs clip frame {n}"
+        _check_frame_size(where, f.width, f.height)
+        total += kept_bytes(f.height, f.width)
+        _check_total(total, f"refs clip frames up to {n}")
         img = _frame_rgb(f)
         if _is_blank(img):
             continue
-        anchor = f.props.get("_RemasterAnchor")
+        if synced:
+            anchor = n
+        else:
+            try:
+                anchor = anchor_of_prop(f.props.get("_RemasterAnchor"))
+            except RefError as e:
+                raise RefError(f"{where}: {e}") from None
         bank.images.append(img)
-        bank.anchors.append(None if anchor is None else int(anchor))
+        bank.anchors.append(anchor)
     return bank
 
 
