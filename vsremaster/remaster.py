@@ -20,6 +20,7 @@ from .engine.runner import Engine, Request
 from .frames.formats import ColorProps, check_format, output_format
 from .frames.sink import set_props, to_output, write_planes
 from .frames.source import frame_array, frame_at, processing_size, scan_luma, working_clip
+from .hooks import BUILD_HOOKS
 from .planning import scenes
 from .planning.windows import Grid
 from .references.canvas import place_on_canvas
@@ -164,6 +165,8 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
                                      or math.isnan(sc_threshold) or not 0 < sc_threshold <= 1):
         _fail(f"sc_threshold must be a number in (0, 1] or None (read scene-change props), "
               f"not {sc_threshold!r}")
+    for hook in BUILD_HOOKS:
+        hook(clip, sc_threshold)
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
     weights_path = _find_weights(weights)
