@@ -131,7 +131,8 @@ def decode(path: Path, pix_fmt: str) -> bytes:
 
 def codec(path: Path) -> str:
     return subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
-                           "-of", "csv=p=0", str(path)], capture_output=True, text=True).stdout.strip()
+                           "-of", "csv=p=0", str(path)],
+                          capture_output=True, text=True).stdout.strip()
 
 
 def log_lines(output: Path, start: int = 0) -> list[str]:
@@ -167,7 +168,8 @@ def test_segments_cover_the_film_in_bounded_pieces(n, starts, k):
 def test_scene_starts_are_the_filters(tiny):
     from clips import from_arrays, moving_pattern
     from vsremaster.remaster import build
-    grey = np.concatenate([moving_pattern(9, 48, 64, seed=1), moving_pattern(7, 48, 64, seed=2) * 0.4,
+    grey = np.concatenate([moving_pattern(9, 48, 64, seed=1),
+                           moving_pattern(7, 48, 64, seed=2) * 0.4,
                            moving_pattern(8, 48, 64, seed=3)])
     clip = from_arrays(grey, vs.GRAY8)
     for threshold in (None, 0.3):
@@ -223,7 +225,8 @@ def test_killed_render_resumes_only_unfinished_segments(film, tiny, tmp_path):
     resumed = log_lines(out, seen)
     for i, seg in enumerate(man.segments):
         label = seg.label(i)
-        assert any(f"{label}: finished earlier, checked" in line for line in resumed) == (i in finished)
+        checked = any(f"{label}: finished earlier, checked" in line for line in resumed)
+        assert checked == (i in finished)
         assert any(f"{label}: rendered" in line for line in resumed) == (i not in finished)
     assert all((work / man.segments[i].file).stat().st_mtime_ns == t for i, t in stamps.items())
     assert not list(work.glob("*.part"))
@@ -286,7 +289,8 @@ def refused(match: str, *args, **kwargs) -> RenderError:
 
 
 def test_script_without_output(tmp_path):
-    script = write(tmp_path, "none.vpy", "import vapoursynth as vs\nclip = vs.core.std.BlankClip()\n")
+    script = write(tmp_path, "none.vpy",
+                   "import vapoursynth as vs\nclip = vs.core.std.BlankClip()\n")
     e = refused(r"has nothing to render \(no output\).*set_output", script, tmp_path / "x.mkv")
     assert e.exit_code == 2
     assert not work_folder(tmp_path / "x.mkv").exists()     # nothing left behind
@@ -295,6 +299,7 @@ def test_script_without_output(tmp_path):
 def test_output_folder_not_writable(tmp_path):
     script = write(tmp_path, "p.vpy", PATTERN)
     refused("OUTPUT folder .*missing does not exist", script, tmp_path / "missing" / "x.mkv")
+    refused("OUTPUT .* is a folder", script, tmp_path)
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o555)
@@ -376,7 +381,8 @@ def test_segment_failing_three_times(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'vsremaster[cluster]')")
+    ray = pytest.importorskip("ray",
+                              reason="Ray is not installed (pip install 'vsremaster[cluster]')")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -38,7 +38,8 @@ def _describe(clip) -> dict:
     import vapoursynth as vs
     f = clip.format
     return {"frames": clip.num_frames, "width": clip.width, "height": clip.height,
-            "name": f.name, "family": {vs.GRAY: "GRAY", vs.YUV: "YUV", vs.RGB: "RGB"}[f.color_family],
+            "name": f.name,
+            "family": {vs.GRAY: "GRAY", vs.YUV: "YUV", vs.RGB: "RGB"}[f.color_family],
             "bits": f.bits_per_sample, "float": f.sample_type == vs.FLOAT,
             "ssw": f.subsampling_w, "ssh": f.subsampling_h,
             "fps_num": clip.fps.numerator, "fps_den": clip.fps.denominator}

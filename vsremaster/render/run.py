@@ -19,7 +19,7 @@ from pathlib import Path
 from . import manifest as mf
 from .join import join
 from .manifest import Manifest, Segment
-from .media import RenderError, VideoInfo, ffv1_encode_pix_fmt
+from .media import RenderError, RenderFailed, VideoInfo, ffv1_encode_pix_fmt
 from .plan import plan_segments
 from .probe import probe
 from .segments import Job
@@ -112,6 +112,9 @@ def _make_work_folder(output: Path) -> Path:
         raise RenderError(f"render: OUTPUT folder {folder} does not exist or is not a folder; "
                           "allowed: an existing folder you can write to")
     work = work_folder(output)
+    if output.is_dir() or output.resolve() == work.resolve():
+        raise RenderError(f"render: OUTPUT {output} is a folder (or the work folder's name); "
+                          "allowed: a file name such as film.mkv")
     try:
         work.mkdir(exist_ok=True)
         probe_file = work / ".write-test"
@@ -285,7 +288,8 @@ def _render_segments(man: Manifest, work: Path, script: Path, values: dict, work
     def on_done(job: Job, result: dict) -> None:
         with lock:
             seg = man.segments[job.index]
-            seg.sha256, seg.bytes, seg.seconds = result["sha256"], result["bytes"], result["seconds"]
+            seg.sha256, seg.bytes = result["sha256"], result["bytes"]
+            seg.seconds = result["seconds"]
             man.save(work)
         counter.finished(job.index, seg.frames)
         log(f"{seg.label(job.index)}: rendered in {result['seconds']:.1f} s")
@@ -308,6 +312,9 @@ def _render_segments(man: Manifest, work: Path, script: Path, values: dict, work
                 "run the same command again to resume")
             raise
         tick()
+    missing = [seg.label(i) for i, seg in enumerate(man.segments) if not seg.done]
+    if missing:
+        raise RenderFailed(f"render: not rendered: {', '.join(missing)}")
 
 
 @contextlib.contextmanager

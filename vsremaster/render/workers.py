@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 
 from .media import RenderError, RenderFailed
-from .segments import Job, SegmentError, render_segment
+from .segments import Job, render_segment
 
 ATTEMPTS = 3
 TOKEN_FILE = ".render-token"
@@ -141,9 +141,10 @@ class LocalPool:
                     return
                 job = self.queue.popleft()
             try:
-                result = render_segment(job, env, functools.partial(self.progress.running, job.index),
+                result = render_segment(job, env,
+                                        functools.partial(self.progress.running, job.index),
                                         functools.partial(self._track, slot))
-            except SegmentError as e:
+            except Exception as e:       # SegmentError, or a process that could not start
                 self.progress.dropped(job.index)
                 with self.lock:
                     if self.stopping:
@@ -151,7 +152,7 @@ class LocalPool:
                     self.attempts[job.index] += 1
                     n = self.attempts[job.index]
                     if n >= ATTEMPTS:
-                        self.failure = SegmentFailed(job, n, str(e))
+                        self.failure = SegmentFailed(job, n, str(e) or repr(e))
                     else:
                         self.queue.appendleft(job)
                 self.log(f"segment {job.index} (frames {job.start}-{job.end - 1}): attempt {n} "
@@ -233,7 +234,8 @@ def run_ray(jobs: list[Job], cluster: str, workers: int | None, work: Path,
             else:
                 ray.init(address=cluster, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise RenderError(f"render: --cluster {cluster}: cannot start or join Ray: {e}") from None
+            raise RenderError(f"render: --cluster {cluster}: cannot start or join Ray: {e}") \
+                from None
         started = True
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
@@ -244,7 +246,7 @@ def run_ray(jobs: list[Job], cluster: str, workers: int | None, work: Path,
         frames_actor = ray.remote(num_cpus=0)(_Frames).remote()
         task = ray.remote(_ray_segment).options(
             num_gpus=1 if gpus else 0, num_cpus=1, max_retries=ATTEMPTS - 1,
-            retry_exceptions=[SegmentError])
+            retry_exceptions=True)
         queue, pending = collections.deque(jobs), {}
         limit = workers or len(jobs)
         failure = None
