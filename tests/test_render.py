@@ -252,8 +252,9 @@ def test_lossless_in_every_format(tmp_path, fmt, segments):
     # anything else goes through ffmpeg with --ffmpeg-args (rawvideo: exact, and not the
     # container's default codec)
     nut = render(script, tmp_path / "p.nut", ffmpeg_args="-c:v rawvideo", args=[f"fmt={fmt}"],
-                 progress=False)
+                 clean=True, progress=False)
     assert decode(nut, info.pix_fmt()) == raw and codec(nut) == "rawvideo"
+    assert not work_folder(nut).exists()                       # --clean
 
 
 def test_resume_checks_finished_segments(tmp_path):
