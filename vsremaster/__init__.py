@@ -1,5 +1,12 @@
 """vsremaster: DeepRemaster (restoration + reference-based colorization) for VapourSynth."""
-from .remaster import Remaster
-
 __version__ = "0.1.0"
 __all__ = ["Remaster", "__version__"]
+
+
+def __getattr__(name: str):
+    # Remaster (and torch behind it) loads on first use, so tools that only evaluate
+    # scripts or read files (render's probe) start without importing torch.
+    if name == "Remaster":
+        from .remaster import Remaster
+        return Remaster
+    raise AttributeError(f"module 'vsremaster' has no attribute {name!r}")

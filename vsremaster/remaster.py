@@ -24,6 +24,7 @@ from .frames.formats import check_format
 from .frames.sink import graph_finish, luma_only, output_format, set_props, write_planes
 from .frames.source import frame_array, frame_at, model_input, processing_size, scan_luma
 from .model.decoding import CONTEXTS, WINDOW_RADIUS
+from .hooks import BUILD_HOOKS
 from .planning.scenes import SceneIndex
 from .planning.windows import Grid
 from .references.sets import SceneReferences
@@ -204,6 +205,8 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     if preview:
         mindim, window = min(mindim, PREVIEW_MINDIM), PREVIEW_WINDOW
         chunk = chunk or PREVIEW_CHUNK
+    for hook in BUILD_HOOKS:
+        hook(clip, sc_threshold)
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
     _check_sizes(clip, mindim, ref_mindim, device)
