@@ -8,7 +8,7 @@ Two phases, each in a fresh process so their peaks do not mix (CPU, bundled weig
     until the filter uses planning.scenes.SceneIndex, the whole-clip scene scan);
   * a first request at --at (default 75 % of the clip) and a seek back to --back;
   * the lazy scene index on its own, built as the filter builds its scan
-    (`scan_luma(working_clip(clip))`): creation time and bounds(--at) (one block).
+    (`scan_luma(clip)`): creation time and bounds(--at) (one block).
 - render: a --render-frames clip (default 3,000 at 320x240; a cut every 250 frames)
   through `Remaster(mindim=--mindim)`, frames pulled in order with `clip.frames()`;
   RSS and peak RSS at 10 % and at 100 % of the frames, and their ratio.
@@ -49,7 +49,7 @@ def size(text: str) -> tuple[int, int]:
 def load_phase(args) -> dict:
     import vapoursynth as vs
     import vsremaster
-    from vsremaster.frames.source import scan_luma, working_clip
+    from vsremaster.frames.source import scan_luma
     from vsremaster.planning.scenes import SceneIndex
     core = vs.core
     w, h = args.size
@@ -68,7 +68,7 @@ def load_phase(args) -> dict:
     seek = time.perf_counter() - t
 
     t = time.perf_counter()
-    index = SceneIndex(scan_luma(working_clip(clip)), None)
+    index = SceneIndex(scan_luma(clip), None)
     index_create = time.perf_counter() - t
     t = time.perf_counter()
     cpu = time.process_time()

@@ -7,7 +7,6 @@ PropError naming the prop and what is allowed; the caller adds which clip and fr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from numbers import Integral, Real
 
 import vapoursynth as vs
@@ -137,13 +136,6 @@ def check_format(fmt: vs.VideoFormat | None) -> str | None:
     return None
 
 
-def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:
-    """YUV in -> same; RGB in -> same; GRAY in -> YUV444 at the same depth when colorizing."""
-    if fmt.color_family != vs.GRAY or not colorize:
-        return fmt
-    return vs.core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 0, 0)
-
-
 def matrix_of(props) -> int:
     """A YUV frame's `_Matrix`, with BT.709 where it is unset, unspecified or RGB (0).
 
@@ -152,22 +144,6 @@ def matrix_of(props) -> int:
     words = ", ".join(f"{k} ({v})" for k, v in YUV_MATRICES.items())
     matrix = _code(props, "_Matrix", YUV_MATRICES, words)
     return DEFAULT_MATRIX if matrix in (None, UNSPECIFIED_MATRIX, 0) else matrix
-
-
-@dataclass(frozen=True)
-class ColorProps:
-    """Colour description of a source, from its first frame's props (with defaults)."""
-
-    matrix: int
-    full_range: bool
-
-    @classmethod
-    def of(cls, clip: vs.VideoNode, props) -> "ColorProps":
-        """From a frame's props; PropError for any colour prop that cannot be used."""
-        family = clip.format.color_family
-        check_color_props(props, family)
-        matrix = matrix_of(props) if family == vs.YUV else DEFAULT_MATRIX
-        return cls(matrix, is_full_range(props, family))
 
 
 def _default_matrix(n: int, f: vs.VideoFrame) -> vs.VideoFrame:

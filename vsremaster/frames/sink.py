@@ -14,7 +14,7 @@ import vapoursynth as vs
 
 from ..color.expr import compose_linear_rgb, lab_of_linear_rgb
 from ..color.ycbcr import supported_matrix
-from .formats import is_full_range, matrix_of
+from .formats import check_color_props, is_full_range, matrix_of
 from .source import full_size_l, luma
 
 #: Output colour description of composed RGB: BT.709 primaries, the sRGB curve.
@@ -34,7 +34,9 @@ def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:
 
 
 def colour_of(props, family: vs.ColorFamily) -> tuple[int, bool]:
-    """(matrix, full range) of a source frame, as the output keeps them."""
+    """(matrix, full range) of a source frame, as the output keeps them; PropError for a
+    colour prop that cannot be used."""
+    check_color_props(props, family)
     matrix = supported_matrix(matrix_of(props)) if family == vs.YUV else 1
     return matrix, is_full_range(props, family)
 
@@ -115,7 +117,10 @@ def _converted(clip: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
     made: dict = {}
 
     def pick(n: int, f: vs.VideoFrame) -> vs.VideoNode:
-        key = colour_of(f.props, family)
+        try:
+            key = colour_of(f.props, family)
+        except ValueError as e:                       # PropError
+            raise vs.Error(f"Remaster: frame {n}: {e}") from None
         if key not in made:
             matrix, full = key
             full = full or out.sample_type == vs.FLOAT          # float samples are full range
