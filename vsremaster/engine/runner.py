@@ -84,7 +84,9 @@ class Engine:
         each side a self attention sees."""
         self.models, self.grid, self.references = models, grid, references
         self.colorize, self.rgb_input = colorize, rgb_input
-        batch = 1 if models.device.type == "cpu" else 8
+        # fixed frames per call (CPU 4: measured 1.7x faster than one frame per call for
+        # NetworkR at 224x160 on 2 cores; CUDA 8); zero frames pad the last call
+        batch = 4 if models.device.type == "cpu" else 8
         self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
                                   batch=batch, window=window,
                                   chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop))
