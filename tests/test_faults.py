@@ -15,10 +15,10 @@ SMALL = dict(mindim=48, device_index=-1)
 
 
 @pytest.fixture
-def own_weights(golden_weights, tmp_path):
+def own_weights(seeded_weights, tmp_path):
     # a file of its own, so the injected failures stay in this test's model instance
     path = tmp_path / "own.safetensors"
-    shutil.copy(golden_weights, path)
+    shutil.copy(seeded_weights, path)
     return path
 
 
@@ -34,10 +34,10 @@ def fail_above(monkeypatch, obj, name, frames, calls):
     monkeypatch.setattr(obj, name, limited)
 
 
-def test_out_of_memory_splits_restoration_exactly(monkeypatch, own_weights, golden_weights):
+def test_out_of_memory_splits_restoration_exactly(monkeypatch, own_weights, seeded_weights):
     grey = moving_pattern(40, 48, 64, seed=4)
     clip = from_arrays(grey, vs.GRAYS)
-    reference = [planes(f)[0] for f in build(clip, weights=golden_weights, colorize=False,
+    reference = [planes(f)[0] for f in build(clip, weights=seeded_weights, colorize=False,
                                              chunk=40, **SMALL).clip.frames()]
     pipe = build(clip, weights=own_weights, colorize=False, chunk=40, **SMALL)
     stream, calls = pipe.engine.stream, []

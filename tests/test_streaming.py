@@ -12,8 +12,8 @@ TOL = 1e-5
 
 
 @pytest.fixture(scope="module", params=["released", "folded"])
-def net(request, golden_models):
-    model_r = golden_models[0]
+def net(request, seeded_models):
+    model_r = seeded_models[0]
     return fold_batchnorm(copy.deepcopy(model_r)) if request.param == "folded" else model_r
 
 
