@@ -179,10 +179,10 @@ def test_reference_bank_clip_with_anchor_props(seeded_weights, grey):
 
 
 def test_props_kept_and_set(seeded_weights, grey):
-    clip = from_arrays(grey[:5], vs.YUV420P8, props={"MyProp": 42, "_Transfer": 1})
+    clip = from_arrays(grey[:5], vs.YUV420P8, props={"MyProp": 42, "_FieldBased": 0})
     out = vsremaster.Remaster(clip, weights=seeded_weights, **SMALL)
     props = out.get_frame(3).props
-    assert props["MyProp"] == 42 and props["_Transfer"] == 1
+    assert props["MyProp"] == 42 and props["_FieldBased"] == 0
     assert props["_RemasterScene"] == 0 and props["_RemasterModel"] == "seeded"
     assert props["_Matrix"] == 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import vapoursynth as vs
 
-from .formats import ColorProps, mark_full_range
+from .formats import DEFAULT_MATRIX, ColorProps, output_props, stored_keys
 
 
 def write_planes(frame: vs.VideoFrame, data: np.ndarray) -> None:
@@ -14,19 +14,30 @@ def write_planes(frame: vs.VideoFrame, data: np.ndarray) -> None:
 
 
 def set_props(frame: vs.VideoFrame, source_props, extra: dict) -> None:
-    """Copy the source frame's props, mark the float frame as full-range, add `extra`."""
+    """Copy the source frame's props, describe the float frame (`output_props`: full
+    range; composed in Lab to sRGB when it is RGB), add `extra`."""
     props = frame.props
     for key in source_props.keys():
         props[key] = source_props[key]
-    if frame.format.color_family == vs.RGB:
-        props["_Matrix"] = 0
-    mark_full_range(props)
-    for key, value in extra.items():
+    if "_ColorRange" in stored_keys(props):     # an older core's own key; `_Range` says it
+        del props["_ColorRange"]
+    own = output_props(frame.format, DEFAULT_MATRIX, True, frame.format.color_family == vs.RGB)
+    for key, value in {**own, **extra}.items():
         props[key] = value
 
 
 def to_output(work: vs.VideoNode, source: vs.VideoNode, out_fmt: vs.VideoFormat,
               colour: ColorProps) -> vs.VideoNode:
+    """The filter's float result (RGBS, or GRAYS luma) in the output format, its colour
+    props (`output_props`) saying what the conversion made."""
+    out = _convert(work, source, out_fmt, colour)
+    composed = work.format.color_family == vs.RGB
+    return vs.core.std.SetFrameProps(out, **output_props(out_fmt, colour.matrix,
+                                                         colour.full_range, composed))
+
+
+def _convert(work: vs.VideoNode, source: vs.VideoNode, out_fmt: vs.VideoFormat,
+             colour: ColorProps) -> vs.VideoNode:
     """Convert the filter's float result (RGBS, or GRAYS luma) to the output format."""
     core = vs.core
     rng = {"range_s": "full" if colour.full_range else "limited"}

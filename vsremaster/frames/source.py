@@ -14,7 +14,8 @@ def processing_size(width: int, height: int, mindim: int) -> tuple[int, int]:
 def working_clip(clip: vs.VideoNode) -> vs.VideoNode:
     """Full-size float clip the model reads: luma (GRAYS) for GRAY/YUV, RGBS for RGB.
 
-    Integer luma is expanded from its `_ColorRange` (limited by default) to [0, 1].
+    Integer luma is expanded from its range (`_Range`, or the deprecated `_ColorRange`;
+    limited by default) to [0, 1].
     """
     if clip.format.color_family == vs.RGB:
         return vs.core.resize.Point(clip, format=vs.RGBS)
