@@ -22,6 +22,7 @@ from .frames.sink import set_props, to_output, write_planes
 from .frames.source import frame_array, frame_at, processing_size, scan_luma, working_clip
 from .planning import scenes
 from .planning.windows import Grid
+from .references import fallback
 from .references.canvas import place_on_canvas
 from .references.selection import choose_sets
 from .references.sources import RefError, check_refs, load_bank
@@ -192,10 +193,13 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         else [()] * len(scan.starts)
     canvases = {s: place_on_canvas([bank.images[i] for i in s], ref_mindim)
                 for s in set(ref_sets) if s}
+    meta = getattr(models.colorize, "meta", {})
+    grey = fallback.grey_scenes(ref_sets, colorize, models.name, meta)
     grid = Grid(scan.starts, clip.num_frames, chunk)
     restore_grid = Grid(scan.starts, clip.num_frames, _restore_cell_size(pw, ph, device, dtype))
     engine = Engine(models, grid, restore_grid, ref_sets, canvases, restore=restore,
-                    colorize=colorize, rgb_input=rgb_input, threads=vs.core.num_threads)
+                    colorize=colorize, rgb_input=rgb_input, threads=vs.core.num_threads,
+                    grey_scenes=grey)
     colour = ColorProps.of(clip, clip.get_frame(0).props)
     out_family = vs.RGB if (colorize or rgb_input) else vs.GRAY
     blank = vs.core.std.BlankClip(work, format=vs.RGBS if out_family == vs.RGB else vs.GRAYS,
@@ -203,6 +207,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     render = _Render(engine, work, small, blank, models.name)
     result = vs.core.std.FrameEval(blank, render.eval)
     out = to_output(result, clip, output_format(clip.format, colorize), colour)
+    out = fallback.mark(out, scan.starts, grey, fallback.note(models.name, meta))
     return Pipeline(out, engine, scan, bank, ref_sets)
 
 

@@ -27,6 +27,7 @@ from ..color.compose import compose
 from ..model import FrameFeatures, RESTORE_RADIUS, RefEncoding
 from ..model.streaming import RestorationStream, StreamState
 from ..planning.windows import Cell, Grid
+from ..references.fallback import NEUTRAL_AB
 from .cache import LRU
 from .models import Models
 
@@ -89,11 +90,13 @@ class Engine:
     def __init__(self, models: Models, grid: Grid, restore_grid: Grid,
                  ref_sets: list[tuple[int, ...]], ref_canvases: dict, *,
                  restore: bool, colorize: bool, rgb_input: bool, cache_cells: int = 4,
-                 threads: int = 1):
+                 threads: int = 1, grey_scenes: frozenset[int] = frozenset()):
         self.models = models
         self.grid, self.restore_grid = grid, restore_grid
         self.ref_sets, self.ref_canvases = ref_sets, ref_canvases
         self.restore, self.colorize, self.rgb_input = restore, colorize, rgb_input
+        #: scenes composed with neutral ab instead of colorized (references.fallback)
+        self.grey_scenes = grey_scenes
         # VapourSynth's threads keep about this many cells in flight at once
         ahead = -(-threads // grid.size)
         # a scene's last push finishes every cell within RESTORE_RADIUS of its end at once
@@ -112,7 +115,8 @@ class Engine:
 
     # -- planning (cheap, called when a frame is requested) -------------------------
     def _feature_cells(self, cell: Cell) -> list[Cell]:
-        return self.grid.cells_covering(cell.context(CONTEXT)) if self.colorize else []
+        colour = self.colorize and cell.scene not in self.grey_scenes
+        return self.grid.cells_covering(cell.context(CONTEXT)) if colour else []
 
     def request(self, n: int) -> Request:
         """Plan frame n: pin what is cached, list the raw frames still needed.
@@ -354,7 +358,10 @@ class Engine:
         cell = req.cell
         l_in, l_out = self._restored_frames(cell.frames, req, raw)
         ab = None
-        if self.colorize:
+        if self.colorize and cell.scene in self.grey_scenes:
+            ab = torch.full((len(cell.frames), 2, *l_out.shape[-2:]), NEUTRAL_AB,
+                            device=l_out.device)
+        elif self.colorize:
             feats = {fc.start: self._features(fc, req, raw) for fc in self._feature_cells(cell)}
             ab = self._decode_core(cell, feats)
             self.runs["decode"] += 1

@@ -287,7 +287,8 @@ def load_checkpoint(path=None, device="cpu", expected_md5: str | None = None
 
     `path=None` searches the usual places (`vsremaster.weights.find_weights`).
     `expected_md5` (e.g. `vsremaster.weights.AUTHORS_MD5`) insists on one exact file.
-    Both models get `.name` (the stored name, else the file name) and `.width`.
+    Both models get `.name` (the stored name, else the file name), `.width` and `.meta`
+    (the file's metadata, see `read_state_dicts`).
     """
     if path is None:
         from ..weights import find_weights
@@ -302,6 +303,6 @@ def load_checkpoint(path=None, device="cpu", expected_md5: str | None = None
         model = cls(width)
         check_state_dict(model, state, f"{path}: {label}")
         model.load_state_dict(state)
-        model.name, model.width = meta["name"], width
+        model.name, model.width, model.meta = meta["name"], width, meta
         models.append(model.eval().to(device))
     return models[0], models[1]
