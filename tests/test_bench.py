@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, golden_state_dicts
+from conftest import ROOT, seeded_state_dicts
 from vsremaster.bench import baseline, naive
 from vsremaster.bench.run import baseline_attention, make_inputs
 from vsremaster.model import Attention, NetworkC, NetworkR
@@ -23,12 +23,12 @@ KEYS = {"ours_fps", "baseline_fps", "naive_fps", "speedup", "naive_speedup", "pe
 @pytest.fixture(scope="module")
 def lite_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "lite.safetensors"
-    return save_checkpoint(path, *golden_state_dicts(LITE), name="lite", width=str(LITE))
+    return save_checkpoint(path, *seeded_state_dicts(LITE), name="lite", width=str(LITE))
 
 
 @pytest.fixture(scope="module")
 def lite_models():
-    state_r, state_c = golden_state_dicts(LITE)
+    state_r, state_c = seeded_state_dicts(LITE)
     model_r, model_c = NetworkR(LITE), NetworkC(LITE)
     model_r.load_state_dict(state_r)
     model_c.load_state_dict(state_c)

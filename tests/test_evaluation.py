@@ -57,6 +57,13 @@ def test_psnr_identical_is_infinite():
     assert metrics.psnr(a.numpy(), a.numpy()) == math.inf
 
 
+def test_mean_abs_error():
+    a = np.zeros((2, 3), np.float32)
+    b = np.array([[1, -2, 3], [0, 0, -6]], np.float32)
+    assert metrics.mean_abs_error(a, b) == pytest.approx(2.0)
+    assert metrics.mean_abs_error(torch.from_numpy(b), b) == 0.0
+
+
 def test_psnr_of_known_mse():
     a = np.zeros((4, 4), np.float32)
     assert metrics.psnr(a, a + 0.1) == pytest.approx(20.0, abs=1e-4)     # MSE 0.01
@@ -141,6 +148,37 @@ def test_evaluate_frames_reports_all_metrics():
     assert every["refs"] == 3
 
 
+def test_ab_error_is_in_lab_units_and_zero_for_the_truth():
+    frames = _frames()
+    rgb = protocol.to_tensor(frames, (32, 32))
+    from vsremaster.color.lab import rgb_to_model
+    l_true, ab_true = rgb_to_model(rgb)
+    assert protocol.score(l_true, ab_true, rgb, l_true, ab_true)["ab_error"] < 0.05
+    neutral = torch.full_like(ab_true, protocol.NEUTRAL_AB)
+    grey = protocol.score(l_true, neutral, rgb, l_true, ab_true)["ab_error"]
+    from kornia.color import rgb_to_lab
+    expected = float(rgb_to_lab(rgb)[:, 1:].abs().mean())     # grey's a*b* are 0
+    assert grey == pytest.approx(expected, abs=0.3) and grey > 5
+
+
+def test_evaluate_frames_without_references():
+    import seeded
+    model_r, model_c = _models()
+    for model, state in zip((model_r, model_c), seeded.state_dicts(WIDTH)):
+        model.load_state_dict(state)      # non-zero attention gamma: references matter
+    res = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                   protocol.EvalConfig(frames=6, mindim=32, no_refs=True))
+    assert res["refs"] == 0 and not any(k.startswith("transfer_") for k in res)
+    assert math.isfinite(res["ab_error"]) and math.isfinite(res["input_ab_error"])
+    with_refs = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                         protocol.EvalConfig(frames=6, mindim=32))
+    assert res["psnr_ab"] != with_refs["psnr_ab"]        # the references were left out
+    assert res["input_ab_error"] == with_refs["input_ab_error"]
+    mean = protocol.summarise([res, res])
+    assert "transfer_psnr_ab" not in mean and mean["ab_error"] == pytest.approx(res["ab_error"])
+    assert "transfer" not in protocol.table([{**res, "clip": "c"}], mean)
+
+
 # --------------------------------------------------------------------------- suite
 
 def test_hue_rotation_round_trip():
@@ -193,6 +231,15 @@ def test_evaluate_command_prints_table_and_json(tmp_path):
         assert isinstance(record[key], float), key
     assert len(record["clips"]) == 2 and record["clips"][0]["refs"] == 2
     assert set(record["suite"][str(clip)]) == set(suites.CATEGORIES)
+    assert isinstance(record["ab_error"], float) and isinstance(record["input_ab_error"], float)
+    no_refs = subprocess.run(cmd[:cmd.index("--suite")] + ["--no-refs"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert no_refs.returncode == 0, no_refs.stderr[-3000:]
+    lines = no_refs.stdout.strip().splitlines()
+    record = json.loads(lines[-1])
+    assert record["no_refs"] is True and record["clips"][0]["refs"] == 0
+    assert "transfer_psnr_ab" not in record and "|ab err|" in lines[1]
+    assert not any(" transfer " in line for line in lines[:-1])
 
 
 def test_evaluate_command_missing_weights_fails_cleanly(tmp_path):

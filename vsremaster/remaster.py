@@ -27,6 +27,7 @@ from .model.decoding import CONTEXTS, WINDOW_RADIUS
 from .hooks import BUILD_HOOKS
 from .planning.scenes import SceneIndex
 from .planning.windows import Grid
+from .references import fallback
 from .references.sets import SceneReferences
 from .references.sources import RefError, check_refs, load_bank
 from .references.synced import SyncedRefs
@@ -237,10 +238,13 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     references = SceneReferences(bank, index, max_refs if colorize else 0, ref_mindim,
                                  limits.MAX_CANVAS_PIXELS[device.type])
     grid = Grid(index.bounds, clip.num_frames, chunk)
+    meta = getattr(models.colorize, "meta", {})
+    grey_note = fallback.note(models.name, meta) \
+        if colorize and fallback.keeps_grey(models.name, meta) else None
     engine = Engine(models, grid, references, restore=restore, colorize=colorize,
                     rgb_input=clip.format.color_family == vs.RGB, context=context,
                     step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads,
-                    window=window)
+                    window=window, grey_note=grey_note)
     finish = finish or ("device" if device.type == "cuda" else "graph")
     out_fmt = output_format(clip.format, colorize)
     if finish == "graph":
@@ -322,6 +326,8 @@ class _Render:
         extra = {"_RemasterScene": done.cell.scene_start, "_RemasterModel": self.model_name}
         if done.refs:
             extra["_RemasterRefs"] = list(done.refs)
+        if done.note:
+            extra[fallback.NOTE_PROP] = done.note
         if self.source is None:
             fin = done.finished
             planes = [fin.delta[j] if fin.delta is not None else None]

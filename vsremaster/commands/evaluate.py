@@ -19,6 +19,9 @@ def add_arguments(parser) -> None:
                         help="weights file (default: the search order of vsremaster.weights)")
     parser.add_argument("--refs-every", type=int, default=None, metavar="N",
                         help="references = every N-th frame (default: the first frame only)")
+    parser.add_argument("--no-refs", action="store_true",
+                        help="colorize without references (as Remaster(refs=None)); the "
+                             "transfer baseline is then left out")
     parser.add_argument("--frames", type=int, default=90, metavar="N",
                         help="frames read from each clip (default 90)")
     parser.add_argument("--mindim", type=int, default=320,
@@ -67,8 +70,8 @@ def run(args) -> int:
     except (CheckpointError, FileNotFoundError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
-    cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, mindim=args.mindim,
-                     chunk=args.chunk, device=device)
+    cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, no_refs=args.no_refs,
+                     mindim=args.mindim, chunk=args.chunk, device=device)
     t0 = time.time()
     results = []
     for clip in args.clips:
@@ -81,7 +84,8 @@ def run(args) -> int:
     print(f"weights: {path}")
     print(table(results, mean))
     record = {**mean, "weights": str(path), "clips": results,
-              "refs_every": args.refs_every, "mindim": args.mindim, "frames": args.frames,
+              "refs_every": args.refs_every, "no_refs": args.no_refs, "mindim": args.mindim,
+              "frames": args.frames,
               "seconds": round(time.time() - t0, 1)}
     if args.suite == "references":
         from ..evaluation.suites import run_suite, suite_table

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model import RefEncoding
+from ..references.fallback import NEUTRAL_AB
 from ..model.decoding import WINDOW_RADIUS, DecoderStream
 from ..model.streaming import ChainState, RestorationStream, StreamState, per_frame
 from .models import Models
@@ -33,6 +34,11 @@ class Finished:
         a, b = start - self.start, stop - self.start
         return Finished(start, stop - start, *(None if t is None else t[a:b]
                                                for t in (self.delta, self.ab)))
+
+    def neutral(self, size: tuple[int, int], device) -> "Finished":
+        """The same frames with neutral colour (a* = b* = 0) as their ab, at model size."""
+        ab = torch.full((self.length, 2, *size), NEUTRAL_AB, device=device)
+        return Finished(self.start, self.length, self.delta, ab)
 
     def own(self) -> "Finished":
         """A copy holding only its own frames (a slice would keep the whole push alive)."""
