@@ -11,7 +11,7 @@ import torch
 
 from conftest import ROOT, golden_state_dicts
 from vsremaster.bench import baseline, naive
-from vsremaster.bench.run import baseline_attention, make_inputs
+from vsremaster.bench.inputs import make_inputs
 from vsremaster.model import Attention, NetworkC, NetworkR
 from vsremaster.model.checkpoint import save_checkpoint
 
@@ -108,8 +108,8 @@ def test_naive_keeps_the_middle_of_a_centred_window(lite_models, tmp_path):
 
 
 def test_baseline_attention_memory_grows_past_a_gpu():
-    small = baseline_attention(224, 160, 6, 256, 352)
-    big = baseline_attention(1920, 1072, 6, 256, 448)
+    small = baseline.attention_memory(224, 160, 6, 256, 352)
+    big = baseline.attention_memory(1920, 1072, 6, 256, 448)
     # selfattn2 at 1/8 over a 5-frame block: (5 * 134 * 240)^2 float32 values.
     assert big["elements"]["selfattn2"] == (5 * 134 * 240) ** 2
     assert big["peak_bytes"] == 2 * 4 * (5 * 134 * 240) ** 2 > 80 << 30

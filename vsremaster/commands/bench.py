@@ -14,7 +14,7 @@ def _size(text: str) -> int:
 
 
 def add_arguments(parser) -> None:
-    from ..bench.run import METHODS, PRECISIONS
+    from ..bench.config import METHODS, PRECISIONS
     parser.add_argument("--width", type=_size, default=224, help="frame width (rounded down to 16; default 224)")
     parser.add_argument("--height", type=_size, default=160, help="frame height (rounded down to 16; default 160)")
     parser.add_argument("--frames", type=int, default=None,
@@ -47,7 +47,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..bench.run import METHODS, Config, main, parse_device
+    from ..bench.config import METHODS, Config, parse_device
+    from ..bench.run import main
     try:
         device = parse_device(args.device)
     except (ValueError, RuntimeError) as e:
