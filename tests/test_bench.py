@@ -128,3 +128,13 @@ def test_sweep_on_cpu_reports_analytic_rows(lite_weights):
     assert not any(row["measured"] for row in video)
     assert video[-1]["baseline_attn_fits_1080Ti-11GB"] is False
     assert video[-1]["baseline_attn_peak_gb"] > video[0]["baseline_attn_peak_gb"]
+
+
+def test_bench_reference_files_carry_no_frame_anchor(tmp_path):
+    from pathlib import Path
+
+    from vsremaster.references.sources import anchor_of_name
+    inputs = make_inputs(64, 48, 2, 30, 32, tmp_path, tag="360p")
+    names = [Path(p).name for p in inputs.ref_paths]
+    assert len(set(names)) == 30 and names[0] == "ref360p_a.png" and names[26] == "ref360p_aa.png"
+    assert [anchor_of_name(Path(p)) for p in inputs.ref_paths] == [None] * 30

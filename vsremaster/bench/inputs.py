@@ -57,11 +57,22 @@ def synthetic_refs(n: int, height: int, width: int, seed: int = 1) -> list[np.nd
     return out
 
 
+def unanchored_name(i: int, tag: str = "") -> str:
+    """A reference file name with no trailing number (`ref_a.png`, ..., `ref_ba.png`):
+    the filter reads a trailing number as the frame a reference belongs to."""
+    letters = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        letters = chr(97 + r) + letters
+    return f"ref{tag}_{letters}.png"
+
+
 def write_refs(images: list[np.ndarray], folder: Path, tag: str = "") -> list[str]:
-    """uint8 RGB images -> lossless PNG files in `folder`; their paths."""
+    """uint8 RGB images -> lossless PNG files in `folder` (unanchored names); their paths."""
     paths = []
     for i, img in enumerate(images):
-        path = folder / f"ref{tag}_{chr(97 + i % 26)}{i // 26}.png"   # no trailing number: no anchor
+        path = folder / unanchored_name(i, tag)
         cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         paths.append(str(path))
     return paths
