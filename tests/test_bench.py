@@ -64,6 +64,32 @@ def test_bench_command_prints_table_then_json(lite_weights):
     assert result["peak_vram_mb"] is None and result["peak_rss_mb"] > 0
 
 
+def test_bench_ours_variant_runs_the_filter_with_extra_arguments(lite_weights):
+    lines, result = _bench("--width", "64", "--height", "48", "--frames", "6", "--refs", "1",
+                           "--ref-size", "32", "--methods", "ours", "--weights",
+                           str(lite_weights), "--ours-args", "max_refs=1",
+                           "--ours-variant", "chunk=4,restore=False")
+    name = "ours[chunk=4,restore=False]"
+    assert any(line.startswith(name + " ") for line in lines[:-1])
+    assert result["ours_info"]["filter_args"] == {"max_refs": 1}
+    assert result[f"{name}_info"]["filter_args"] == {"max_refs": 1, "chunk": 4, "restore": False}
+    # the arguments reach the filter: without restoration NetworkR never runs
+    assert result["ours_info"]["split_calls"]["restore"] > 0
+    assert result[f"{name}_info"]["split_calls"]["restore"] == 0
+    assert result[f"{name}_fps"] > 0 and result[f"{name}_output_shape"] == [6, 48, 64, 3]
+    assert result[f"ab_mad_ours_{name}"] >= 0 and result["baseline_fps"] is None
+
+
+@pytest.mark.parametrize("option, text, says", [
+    ("--ours-args", "no_such_arg=1", "no argument 'no_such_arg'"),
+    ("--ours-variant", "chunk", "not key=value"),
+    ("--ours-args", "clip=1", "no argument 'clip'")])
+def test_bench_rejects_bad_filter_arguments(option, text, says):
+    done = subprocess.run([sys.executable, "-m", "vsremaster", "bench", option, text],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and option in done.stderr and says in done.stderr
+
+
 def test_bench_rejects_unknown_method():
     done = subprocess.run([sys.executable, "-m", "vsremaster", "bench", "--methods", "fast"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)

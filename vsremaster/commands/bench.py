@@ -39,9 +39,35 @@ def add_arguments(parser) -> None:
     parser.add_argument("--split", action="store_true",
                         help="time ours' network calls on CUDA too (synchronises; always on CPU)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic input")
+    parser.add_argument("--ours-args", action="append", default=[], metavar="KEY=VALUE[,...]",
+                        help="extra keyword arguments for the filter in every ours run, e.g. "
+                             "context=chunk or chunk=16 (values read as Python literals, else "
+                             "text; they override the benchmark's own; repeatable)")
+    parser.add_argument("--ours-variant", action="append", default=[], metavar="KEY=VALUE[,...]",
+                        help="one more ours run with these filter arguments on top of "
+                             "--ours-args, reported as ours[KEY=VALUE] (repeatable)")
     parser.add_argument("--sweep", action="store_true",
                         help="resolution sweep 360p-1080p: ours' peak memory vs. the baseline's "
                              "attention memory")
+
+
+def _filter_args(args) -> tuple[dict, tuple[dict, ...]]:
+    """--ours-args merged into one dict and one dict per --ours-variant, every key checked
+    against the filter's signature (ValueError naming the option and the key)."""
+    from ..bench.config import check_filter_args, parse_filter_args
+    ours_args, variants = {}, []
+    for option, texts in (("--ours-args", args.ours_args), ("--ours-variant", args.ours_variant)):
+        for text in texts:
+            try:
+                parsed = parse_filter_args(text)
+                check_filter_args(parsed)
+            except ValueError as e:
+                raise ValueError(f"{option} {text!r}: {e}") from None
+            if option == "--ours-args":
+                ours_args.update(parsed)
+            elif parsed:
+                variants.append(parsed)
+    return ours_args, tuple(variants)
 
 
 def run(args) -> int:
@@ -67,6 +93,11 @@ def run(args) -> int:
     if args.refs < 0 or (args.frames is not None and args.frames < 1):
         print("bench: --refs must be >= 0 and --frames >= 1", file=sys.stderr)
         return 2
+    try:
+        ours_args, variants = _filter_args(args)
+    except ValueError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
     if args.weights and not Path(args.weights).is_file():
         print(f"bench: --weights: {args.weights} is not a file", file=sys.stderr)
         return 2
@@ -74,7 +105,7 @@ def run(args) -> int:
                  refs=args.refs, ref_size=args.ref_size, device=device,
                  precision=args.precision, weights=args.weights, methods=methods,
                  naive_frames=args.naive_frames, warmup=args.warmup, split=args.split,
-                 seed=args.seed)
+                 seed=args.seed, ours_args=ours_args, ours_variants=variants)
     try:
         return main(cfg, do_sweep=args.sweep, sweep_frames=args.frames)
     except ValueError as e:
