@@ -90,6 +90,23 @@ def test_bench_rejects_bad_filter_arguments(option, text, says):
     assert done.returncode == 2 and option in done.stderr and says in done.stderr
 
 
+def test_glue_feeds_the_same_model_work_small_and_1080p():
+    lines, result = _bench("--glue", "--frames", "2", "--refs", "1", "--ref-size", "32",
+                           "--glue-format", "yuv420p8", "--threads", "1")
+    assert result["mode"] == "glue" and result["format"] == "YUV420P8"
+    assert result["model_size"] == [112, 64] and result["big_size"] == [1920, 1080]
+    assert result["weights"] == "bundled vsremaster-lite.safetensors"
+    small, big = result["small"], result["big"]
+    assert (small["input"], big["input"]) == ("112x64", "1920x1080")
+    assert small["frames"] == big["frames"] == 2 and small["threads"] == big["threads"] == 1
+    assert result["ratio"] == pytest.approx(big["fps"] / small["fps"], abs=2e-3)
+    for case in (small, big):            # each case in its own process: its own peak
+        assert case["peak_rss_mb"] >= case["render_peak_rss_mb"] > 0
+        assert case["source_fps"] > 0 and case["cpu_ms_per_frame"] > 0
+    assert result["big_peak_rss_mb"] == big["peak_rss_mb"]
+    assert any(line.startswith("ratio 1920x1080 fps / 112x64 fps") for line in lines[:-1])
+
+
 def test_bench_rejects_unknown_method():
     done = subprocess.run([sys.executable, "-m", "vsremaster", "bench", "--methods", "fast"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)

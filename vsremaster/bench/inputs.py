@@ -23,12 +23,23 @@ SHARED = Path(os.environ.get("VSREMASTER_SHARED", Path(__file__).resolve().paren
 GOLDEN_GENERATOR = SHARED / "golden" / "deterministic_weights.py"
 
 
+def texture(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random texture, float32 in [0, 1], at least [height, width] (cubic
+    upscaling of random values on a grid of 8 px)."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((height // 8 + 2, width // 8 + 2)).astype(np.float32)
+    return cv2.resize(base, (base.shape[1] * 8, base.shape[0] * 8), interpolation=cv2.INTER_CUBIC)
+
+
+def pan_shift(width: int) -> int:
+    """Pixels a synthetic pan moves per frame (1 % of the width)."""
+    return max(1, width // 100)
+
+
 def synthetic_frames(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
     """Grey frames [n, h, w] float32 in [0, 1]: a smooth random texture panning, on a ramp."""
-    rng = np.random.default_rng(seed)
-    shift = max(1, width // 100)
-    base = rng.random((height // 8 + 2, (width + n * shift) // 8 + 2)).astype(np.float32)
-    big = cv2.resize(base, (base.shape[1] * 8, base.shape[0] * 8), interpolation=cv2.INTER_CUBIC)
+    shift = pan_shift(width)
+    big = texture(height, width + n * shift, seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     ramp = 0.3 * xx / width + 0.2 * yy / height
     out = np.empty((n, height, width), np.float32)

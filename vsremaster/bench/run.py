@@ -10,7 +10,7 @@ the same weights file (`inputs`):
 Every method is warmed up first with one untimed run ("small": a 64x48 clip, the CPU
 default; "full": the measured size, the CUDA default, where cuDNN and the allocator
 tune themselves to the shapes). How each is measured: `measure`; the report: `report`;
-`--sweep`: `sweep`.
+`--sweep`: `sweep`; `--glue`: `glue`.
 """
 from __future__ import annotations
 
@@ -82,9 +82,14 @@ def bench(cfg: Config) -> dict:
     return summary
 
 
-def main(cfg: Config, do_sweep: bool = False, sweep_frames: int | None = None) -> int:
-    """`bench` or `--sweep`; prints the JSON summary as the last line."""
-    if do_sweep:
+def main(cfg: Config, do_sweep: bool = False, sweep_frames: int | None = None,
+         glue: dict | None = None) -> int:
+    """`bench`, `--sweep` or `--glue` (`glue`: that run's options); prints the JSON
+    summary as the last line."""
+    if glue is not None:
+        from .glue import glue_bench
+        summary = glue_bench(cfg, **glue)
+    elif do_sweep:
         from .sweep import sweep
         frames = sweep_frames or (64 if cfg.device.type == "cuda" else 10)
         summary = sweep(cfg, frames)
