@@ -116,3 +116,32 @@ def check_filter_args(kwargs: dict) -> None:
 def variant_name(kwargs: dict) -> str:
     """The label of an ours run with extra filter arguments: `ours[context=chunk]`."""
     return "ours[" + ",".join(f"{k}={v}" for k, v in kwargs.items()) + "]"
+
+
+def ours_options(args: list[str], variants: list[str]) -> tuple[dict, tuple[dict, ...]]:
+    """The texts of `--ours-args` (merged into one dict) and `--ours-variant` (one dict
+    each), every key checked against the filter (ValueError naming option and text)."""
+    merged, runs = {}, []
+    for option, texts in (("--ours-args", args), ("--ours-variant", variants)):
+        for text in texts:
+            try:
+                parsed = parse_filter_args(text)
+                check_filter_args(parsed)
+            except ValueError as e:
+                raise ValueError(f"{option} {text!r}: {e}") from None
+            if option == "--ours-args":
+                merged.update(parsed)
+            elif parsed:
+                runs.append(parsed)
+    return merged, tuple(runs)
+
+
+def add_ours_options(parser) -> None:
+    """The command-line options of `ours_options`."""
+    parser.add_argument("--ours-args", action="append", default=[], metavar="KEY=VALUE[,...]",
+                        help="extra keyword arguments for the filter in every ours run, e.g. "
+                             "context=chunk or chunk=16 (values read as Python literals, else "
+                             "text; they override the command's own; repeatable)")
+    parser.add_argument("--ours-variant", action="append", default=[], metavar="KEY=VALUE[,...]",
+                        help="one more ours run with these filter arguments on top of "
+                             "--ours-args, reported as ours[KEY=VALUE] (repeatable)")

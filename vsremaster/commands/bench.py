@@ -14,7 +14,7 @@ def _size(text: str) -> int:
 
 
 def add_arguments(parser) -> None:
-    from ..bench.config import METHODS, PRECISIONS
+    from ..bench.config import METHODS, PRECISIONS, add_ours_options
     parser.add_argument("--width", type=_size, default=224, help="frame width (rounded down to 16; default 224)")
     parser.add_argument("--height", type=_size, default=160, help="frame height (rounded down to 16; default 160)")
     parser.add_argument("--frames", type=int, default=None,
@@ -40,13 +40,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--split", action="store_true",
                         help="time ours' network calls on CUDA too (synchronises; always on CPU)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic input")
-    parser.add_argument("--ours-args", action="append", default=[], metavar="KEY=VALUE[,...]",
-                        help="extra keyword arguments for the filter in every ours run, e.g. "
-                             "context=chunk or chunk=16 (values read as Python literals, else "
-                             "text; they override the benchmark's own; repeatable)")
-    parser.add_argument("--ours-variant", action="append", default=[], metavar="KEY=VALUE[,...]",
-                        help="one more ours run with these filter arguments on top of "
-                             "--ours-args, reported as ours[KEY=VALUE] (repeatable)")
+    add_ours_options(parser)
     parser.add_argument("--sweep", action="store_true",
                         help="resolution sweep 360p-1080p: ours' peak memory vs. the baseline's "
                              "attention memory")
@@ -61,29 +55,10 @@ def add_arguments(parser) -> None:
                         help="--glue: VapourSynth threads (default 2)")
 
 
-def _filter_args(args) -> tuple[dict, tuple[dict, ...]]:
-    """--ours-args merged into one dict and one dict per --ours-variant, every key checked
-    against the filter's signature (ValueError naming the option and the key)."""
-    from ..bench.config import check_filter_args, parse_filter_args
-    ours_args, variants = {}, []
-    for option, texts in (("--ours-args", args.ours_args), ("--ours-variant", args.ours_variant)):
-        for text in texts:
-            try:
-                parsed = parse_filter_args(text)
-                check_filter_args(parsed)
-            except ValueError as e:
-                raise ValueError(f"{option} {text!r}: {e}") from None
-            if option == "--ours-args":
-                ours_args.update(parsed)
-            elif parsed:
-                variants.append(parsed)
-    return ours_args, tuple(variants)
-
-
 def run(args) -> int:
     from pathlib import Path
 
-    from ..bench.config import METHODS, Config, parse_device
+    from ..bench.config import METHODS, Config, ours_options, parse_device
     from ..bench.run import main
     try:
         device = parse_device(args.device)
@@ -104,7 +79,7 @@ def run(args) -> int:
         print("bench: --refs must be >= 0, --frames and --threads >= 1", file=sys.stderr)
         return 2
     try:
-        ours_args, variants = _filter_args(args)
+        ours_args, variants = ours_options(args.ours_args, args.ours_variant)
     except ValueError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2
