@@ -247,6 +247,22 @@ def test_evaluate_frames_scores_block5_and_naive_without_the_filter():
                                  protocol.EvalConfig(frames=7, mindim=32, temporal=("ours",)))
 
 
+def test_pan_seam_scores_the_scene_and_every_output(tmp_path):
+    from vsremaster.evaluation.consistency import pan_seam
+    from vsremaster.model.checkpoint import save_checkpoint
+    model_r, model_c = _models(3)
+    weights = save_checkpoint(tmp_path / "tiny.safetensors", model_r.state_dict(),
+                              model_c.state_dict(), name="tiny-random")
+    res = pan_seam(weights, frames=9, width=48, height=32, compare=True,
+                   variants=({"chunk": 4},))
+    assert set(res) == {"scene", "ours", "ours[chunk=4]", "naive", "block5"}
+    # the scene itself is a uniform pan: every local step about 1 (a new column enters)
+    np.testing.assert_allclose(res["scene"]["steps"], [1.0] * 4, atol=0.02)
+    for name, m in res.items():
+        assert len(m["steps"]) == 4 and m["seam"] == pytest.approx(max(m["steps"])), name
+        assert m["seam_at"] == 2 + int(np.argmax(m["steps"])), name
+
+
 def test_evaluate_command_missing_weights_fails_cleanly(tmp_path):
     cmd = [sys.executable, "-m", "vsremaster", "evaluate", str(tmp_path / "none.avi"),
            "--weights", str(tmp_path / "missing.safetensors")]

@@ -48,6 +48,15 @@ def synthetic_frames(n: int, height: int, width: int, seed: int = 0) -> np.ndarr
     return out
 
 
+def colour_pan(n: int, height: int, width: int, speed: int = 1, seed: int = 0) -> np.ndarray:
+    """Colour frames [n, h, w, 3] uint8: a smooth random colour texture (one per channel)
+    panning `speed` px per frame to the left, one scene, no other change."""
+    strip_w = width + (n - 1) * speed
+    rgb = np.stack([texture(height, strip_w, seed + c)[:height, :strip_w] for c in range(3)], -1)
+    rgb = (np.clip(0.15 + 0.7 * rgb, 0, 1) * 255).round().astype(np.uint8)
+    return np.stack([rgb[:, i * speed:i * speed + width] for i in range(n)])
+
+
 def ref_shape(width: int, height: int, ref_size: int) -> tuple[int, int]:
     """(h, w) of reference images with short edge `ref_size` and the frames' aspect,
     equal to their canvas (so placing them on it resizes nothing)."""

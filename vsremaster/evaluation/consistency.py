@@ -84,3 +84,34 @@ def evaluate_methods(cfg, model_r, model_c, grey: torch.Tensor, refs: torch.Tens
     out["temporal"] = {name: temporal_metrics(rgb.numpy()) for name, rgb in rgbs.items()}
     return out
 
+
+def pan_seam(weights, frames: int = 60, width: int = 224, height: int = 128, speed: int = 1,
+             device="cpu", compare: bool = False, filter_args: dict | None = None,
+             variants: tuple[dict, ...] = (), seed: int = 0) -> dict:
+    """A slowly panning colour scene (`bench.inputs.colour_pan`) remastered from its L
+    with its first frame as the reference; the temporal metrics (seam figure first) of
+    the filter's output (and each variant's), and with `compare` of the naive window
+    and the blocks of 5 too, and of the scene itself. Also each output's local steps
+    (`steps`: pair t -> t+1 at index t - 2)."""
+    from ..bench.inputs import colour_pan
+    from ..model.checkpoint import load_checkpoint
+    from .protocol import reference_canvas, remaster
+    from .temporal import chroma_changes, local_steps, rgb_to_ab
+    scene = colour_pan(frames, height, width, speed, seed)
+    truth = torch.from_numpy(scene).permute(0, 3, 1, 2).float().div(255)
+    grey = rgb_to_model(truth)[0]
+    rgbs = {"scene": truth}
+    for extra in ({},) + tuple(variants):
+        name = variant_name(extra) if extra else "ours"
+        rgbs[name] = ours_filter(grey, [scene[0]], weights, device,
+                                 **{**(filter_args or {}), **extra})
+    if compare:
+        model_r, model_c = load_checkpoint(weights, device=device)
+        refs = reference_canvas([scene[0].astype(np.float32) / 255])
+        rgbs["naive"] = model_to_rgb(*naive_window(model_r, model_c, grey, refs, device))
+        rgbs["block5"] = model_to_rgb(*remaster(model_r, model_c, grey, refs, 5, device))
+    out = {}
+    for name, rgb in rgbs.items():
+        out[name] = temporal_metrics(rgb.numpy())
+        out[name]["steps"] = local_steps(chroma_changes(rgb_to_ab(rgb.numpy()))).tolist()
+    return out
