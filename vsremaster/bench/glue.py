@@ -118,7 +118,8 @@ def run_case(case: dict) -> dict:
             t2, c2 = time.perf_counter(), cpu_time()
         dtype = DTYPE_NAMES.get(pipe.engine.models.dtype, str(pipe.engine.models.dtype))
         del pipe
-    peak = process_peak_rss()
+    # VmHWM is updated lazily (per-thread RSS counters): it can trail the sampled peak
+    peak = max(process_peak_rss(), mem.peak)
     luma = clip if fmt == "gray8" else core.std.ShufflePlanes(clip, 0, vs.GRAY)
     small = core.resize.Bicubic(luma, *SMALL, format=vs.GRAYS)
     t3 = time.perf_counter()
