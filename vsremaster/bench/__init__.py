@@ -8,5 +8,6 @@
   centred window per output frame).
 - around them: `config` (what a run is asked), `inputs` (synthetic frames, references,
   weights), `measure` (clocks, peak memory, the time split), `report` (comparison,
-  summary, table), `sweep` (the resolution sweep).
+  summary, table), `sweep` (the resolution sweep), `glue` (the cost around the
+  networks, `--glue`).
 """
