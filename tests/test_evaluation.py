@@ -257,10 +257,35 @@ def test_pan_seam_scores_the_scene_and_every_output(tmp_path):
                    variants=({"chunk": 4},))
     assert set(res) == {"scene", "ours", "ours[chunk=4]", "naive", "block5"}
     # the scene itself is a uniform pan: every local step about 1 (a new column enters)
-    np.testing.assert_allclose(res["scene"]["steps"], [1.0] * 4, atol=0.02)
+    np.testing.assert_allclose(res["scene"]["steps"], [[1.0] * 4], atol=0.02)
     for name, m in res.items():
-        assert len(m["steps"]) == 4 and m["seam"] == pytest.approx(max(m["steps"])), name
-        assert m["seam_at"] == 2 + int(np.argmax(m["steps"])), name
+        (steps,) = m["steps"]
+        assert m["starts"] == [0] and len(steps) == 4, name
+        assert m["seam"] == pytest.approx(max(steps)) and m["seam_at"] == 2 + int(np.argmax(steps))
+
+
+def test_film_seam_follows_the_filters_scenes(tmp_path):
+    from vsremaster.evaluation.consistency import film_seam
+    from vsremaster.model.checkpoint import save_checkpoint
+    model_r, model_c = _models(4)
+    weights = save_checkpoint(tmp_path / "tiny.safetensors", model_r.state_dict(),
+                              model_c.state_dict(), name="tiny-random")
+    a = _frames(8, 48, 64)
+    film = np.concatenate([a, 255 - a[:, ::-1]])           # a cut at frame 8
+    video = tmp_path / "film.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for f in film:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    cv2.imwrite(str(refs / "colour.png"), a[0][..., ::-1])
+    res = film_seam(video, refs, weights, frames=16, mindim=32, compare=True)
+    assert set(res) == {"ours", "naive", "block5"}
+    for name, m in res.items():
+        assert m["starts"] == [0, 8], name                  # the filter's scenes, for all
+        assert [len(s) for s in m["steps"]] == [3, 3], name  # pairs 2..4 of each scene
+        assert m["seam_at"] in (2, 3, 4, 10, 11, 12), name   # never the cut (7 -> 8)
 
 
 def test_evaluate_command_missing_weights_fails_cleanly(tmp_path):

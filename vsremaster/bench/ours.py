@@ -142,10 +142,13 @@ def measure(cfg: Config, inputs: Inputs, small: Inputs, weights, keep: set[int],
 
 def render(frames: np.ndarray, ref_paths: list[str] | None, weights, *,
            device: torch.device | str = "cpu", ref_mindim: int = 256,
-           one_scene: bool = True, **filter_args) -> np.ndarray:
+           one_scene: bool = True, scenes: list | None = None,
+           **filter_args) -> np.ndarray:
     """The filter's output for grey frames [T, H, W] float32 (model L, at model size),
     as float32 RGB [T, 3, H, W] in [0, 1]. `mindim` defaults to the frames' short edge
-    (the model runs at their own size); `filter_args` go to `build` as given."""
+    (the model runs at their own size); `filter_args` go to `build` as given. With
+    `one_scene` False the filter detects scenes itself; `scenes`, a list, receives
+    their first frames."""
     from ..remaster import build
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
@@ -153,6 +156,8 @@ def render(frames: np.ndarray, ref_paths: list[str] | None, weights, *,
     kw = dict(weights=str(weights), device_index=device_index(device),
               mindim=min(frames.shape[1:]), ref_mindim=ref_mindim, **filter_args)
     pipe = build(grey_clip(frames, one_scene), refs=ref_paths or None, **kw)
+    if scenes is not None:
+        scenes[:] = list(pipe.scenes.starts)
     planes, family, matrix = {}, None, 1
     for i, f in enumerate(pipe.clip.frames(close=True)):
         planes[i] = _planes(f)
