@@ -647,7 +647,7 @@ def test_scene_change_props_of_a_wrong_type(weights, quiet, value, fragment):
 def test_scene_change_as_float_one_is_a_cut(weights):
     from vsremaster.remaster import build
     clip = with_props(grey(), frames={2}, _SceneChangePrev=1.0)
-    assert build(clip, weights=weights, **SMALL).scenes.starts == [0, 2]
+    assert build(clip, weights=weights, **SMALL).scene_starts() == [0, 2]
 
 
 def test_source_frame_failing_during_the_scan(weights, quiet):

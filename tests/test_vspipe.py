@@ -88,7 +88,7 @@ def test_sample_has_a_scene_cut_and_a_reference_for_each_scene(lite_weights):
     clip = vs.core.bs.VideoSource(str(SAMPLE))
     pipe = build(clip, refs=str(ROOT / "samples" / "film" / "refs"), weights=lite_weights,
                  mindim=64, device_index=-1)
-    assert pipe.scenes.starts == [0, 44]
+    assert pipe.scene_starts() == [0, 44]
     assert pipe.bank.anchors == [5, 44] and pipe.ref_sets == [(0,), (1,)]   # one each
 
 

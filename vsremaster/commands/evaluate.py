@@ -1,7 +1,10 @@
 """`python -m vsremaster evaluate CLIP [CLIP ...]`: the paper's protocol on colour clips.
 
-Prints a table (remaster, deteriorated input, Reinhard transfer per clip), optionally the
-reference-behaviour suite, and one JSON line last with the mean figures.
+Prints a table (the protocol's blocks of 5, deteriorated input, Reinhard transfer, and
+with --temporal the real filter and the naive 15-frame window, per clip), the temporal
+metrics (mean |delta ab|, seam figure, CDC) of each method's output, optionally the
+reference-behaviour suite, and one JSON line last with the mean figures (also written
+to --json PATH).
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 HELP = "score weights with the paper's protocol (grey + deteriorated clips, baselines)"
 
@@ -31,6 +35,13 @@ def add_arguments(parser) -> None:
                         help="also run the reference-behaviour suite on each clip")
     parser.add_argument("--suite-frames", type=int, default=5, metavar="N",
                         help="frames per clip in the suite (default 5)")
+    parser.add_argument("--temporal", default="ours,block5,naive", metavar="METHODS",
+                        help="methods scored for temporal consistency, a subset of "
+                             "ours,block5,naive (default all; 'none': skip); ours = the real "
+                             "filter through VapourSynth, naive = a 15-frame window per frame")
+    from ..bench.config import add_ours_options
+    add_ours_options(parser)
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON record to PATH")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -58,8 +69,21 @@ def _json_safe(v):
 def run(args) -> int:
     import torch
 
+    from ..bench.config import ours_options
+    from ..evaluation.consistency import METHODS
     from ..evaluation.protocol import EvalConfig, evaluate_clip, summarise, table
     from ..model.checkpoint import CheckpointError, load_checkpoint
+
+    temporal = () if args.temporal.strip() in ("", "none") else \
+        tuple(m.strip() for m in args.temporal.split(",") if m.strip())
+    bad = [m for m in temporal if m not in METHODS]
+    try:
+        if bad:
+            raise ValueError(f"--temporal: unknown {bad}; choose from {','.join(METHODS)} or none")
+        ours_args, variants = ours_options(args.ours_args, args.ours_variant)
+    except ValueError as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 2
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,7 +95,8 @@ def run(args) -> int:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
     cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, no_refs=args.no_refs,
-                     mindim=args.mindim, chunk=args.chunk, device=device)
+                     mindim=args.mindim, chunk=args.chunk, device=device, temporal=temporal,
+                     weights=str(path), ours_args=ours_args, ours_variants=variants)
     t0 = time.time()
     results = []
     for clip in args.clips:
@@ -97,5 +122,8 @@ def run(args) -> int:
             print(f"\nreference suite: {clip}")
             print(suite_table(suite[clip]))
         record["suite"] = suite
-    print(json.dumps(_json_safe(record)))
+    line = json.dumps(_json_safe(record))
+    if args.json:
+        Path(args.json).write_text(line + "\n")
+    print(line)
     return 0

@@ -16,6 +16,9 @@
      deteriorated grey clip (per-channel mean/std matching, in CIELAB rather than the
      paper's l-alpha-beta; on a grey frame a*b* have no spread, so it paints the
      references' mean colour, and L* gets the references' mean and contrast).
+5. With `temporal` methods (`consistency`): the same clip through the real filter
+   (`ours`) and the naive 15-frame window as well, scored the same way, and the
+   temporal metrics (`temporal`) of every method's output and of the clip itself.
 """
 from __future__ import annotations
 
@@ -46,6 +49,11 @@ class EvalConfig:
     device: str = "cpu"
     seed: int = EVALUATION_SEED
     settings: Settings = field(default_factory=lambda: EVALUATION)
+    #: methods scored for temporal consistency (`consistency.METHODS`; () for none)
+    temporal: tuple[str, ...] = ()
+    weights: str | None = None          # the weights file (the filter loads it itself)
+    ours_args: dict = field(default_factory=dict)          # extra filter arguments
+    ours_variants: tuple[dict, ...] = ()                   # more ours runs, each with these
 
 
 def processing_size(h: int, w: int, mindim: int = 320) -> tuple[int, int]:
@@ -160,6 +168,12 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
         trans = score(tl, tab, rgb, l_true, ab_true)
         res.update({f"transfer_{k}": v for k, v in trans.items()})
     res.update(frames=int(len(frames)), height=size[0], width=size[1], refs=len(ref_frames))
+    if cfg.temporal:
+        from .consistency import evaluate_methods
+        refs_u8 = [frames[i] for i in reference_indices(len(frames), cfg.refs_every)]
+        res.update(evaluate_methods(cfg, model_r, model_c, grey, refs, refs_u8,
+                                    (l_pred, ab_pred), rgb,
+                                    lambda l, ab: score(l, ab, rgb, l_true, ab_true)))
     return res
 
 
@@ -174,24 +188,61 @@ METRIC_KEYS = tuple(f"{p}{m}" for m in ("psnr_l", "psnr_ab", "psnr_all", "ciede2
                     for p in ("", "input_", "transfer_"))
 
 
+SCORES = ("psnr_l", "psnr_ab", "psnr_all", "ciede2000")
+
+
+def _methods(r: dict) -> list[tuple[str, str]]:
+    """(label, key prefix) of every scored method in a result, the protocol's first."""
+    extra = [k[:-len("_psnr_l")] for k in r if k.endswith("_psnr_l")
+             and k[:-len("_psnr_l")] not in ("input", "transfer")]
+    return [("block5", ""), ("input", "input_"), ("transfer", "transfer_")] + \
+        [(m, m + "_") for m in extra]
+
+
 def summarise(results: list[dict]) -> dict:
     """Mean of every metric all clips have (no `transfer_*` without references) over
-    clips (a clip with infinite PSNR keeps the mean infinite)."""
-    return {k: float(np.mean([r[k] for r in results])) for k in METRIC_KEYS
+    clips (a clip with infinite PSNR keeps the mean infinite); the temporal metrics under
+    `temporal` (NaN where a clip had none)."""
+    keys = list(METRIC_KEYS) + [p + k for _, p in _methods(results[0])[3:] for k in SCORES]
+    mean = {k: float(np.mean([r[k] for r in results])) for k in keys
             if all(k in r for r in results)}
+    if all("temporal" in r for r in results):
+        methods = results[0]["temporal"]
+        mean["temporal"] = {m: {k: float(np.nanmean([r["temporal"][m][k] for r in results]))
+                                for k in methods[m] if k != "seam_at"} for m in methods}
+    return mean
 
 
 def table(results: list[dict], mean: dict | None = None) -> str:
-    """A plain-text table: one row per clip and method (ours, input, transfer if any)."""
+    """A plain-text table: one row per clip and method (block5 = the protocol's blocks of
+    5, input, transfer if any, then ours and naive when scored)."""
     head = (f"{'clip':<26} {'method':<9} {'PSNR L':>7} {'PSNR ab':>8} {'PSNR all':>9} "
             f"{'dE00':>6} {'|ab err|':>8}")
     lines = [head, "-" * len(head)]
     rows = [(r["clip"], r) for r in results] + ([("mean", mean)] if mean and len(results) > 1 else [])
     for name, r in rows:
-        for method, p in (("remaster", ""), ("input", "input_"), ("transfer", "transfer_")):
+        for method, p in _methods(r):
             if p + "psnr_l" not in r:
                 continue
+            err = r.get(p + "ab_error")
             lines.append(f"{name[:26]:<26} {method:<9} {r[p + 'psnr_l']:>7.2f} "
                          f"{r[p + 'psnr_ab']:>8.2f} {r[p + 'psnr_all']:>9.2f} "
-                         f"{r[p + 'ciede2000']:>6.2f} {r[p + 'ab_error']:>8.2f}")
+                         f"{r[p + 'ciede2000']:>6.2f} {'-' if err is None else f'{err:.2f}':>8}")
+    if any("temporal" in r for _, r in rows):
+        lines += ["", temporal_table(rows)]
+    return "\n".join(lines)
+
+
+def temporal_table(rows: list[tuple[str, dict]]) -> str:
+    """Mean |delta ab| per pair, seam figure (largest local step, at pair t -> t+1) and CDC
+    per clip and method."""
+    head = (f"{'clip':<26} {'method':<9} {'mean|dab|':>9} {'seam':>7} {'at':>4} {'CDC':>8} "
+            f"{'CDC d1':>8} {'CDC d2':>8} {'CDC d4':>8}")
+    lines = [head, "-" * len(head)]
+    for name, r in rows:
+        for method, m in r.get("temporal", {}).items():
+            at = m.get("seam_at")
+            lines.append(f"{name[:26]:<26} {method:<9} {m['mean_dab']:>9.4f} {m['seam']:>7.3f} "
+                         f"{'-' if at is None else at:>4} {m['cdc']:>8.5f} {m['cdc_d1']:>8.5f} "
+                         f"{m['cdc_d2']:>8.5f} {m['cdc_d4']:>8.5f}")
     return "\n".join(lines)
