@@ -122,7 +122,7 @@ def test_twenty_evaluations_share_models_and_free_everything(lite_weights, scrip
         again = evaluate(script, lite_weights)
         assert engines[-1]().models is model and len(loads) == i + 1
         frames = seek(clip, rng, 2) + seek(again, rng, 1)
-        assert all(len(b) == 64 * 48 * 3 // 2 for b in frames)     # YUV420P8
+        assert all(len(b) == 64 * 48 * 3 for b in frames)     # YUV420P8 in, YUV444P8 out
         if model_name is None:
             model_name = clip.get_frame(0).props["_RemasterModel"]
         engine_refs = engines[-2:]
