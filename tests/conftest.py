@@ -56,9 +56,9 @@ def seeded_state_dicts(width: float = 1.0) -> tuple[dict, dict]:
     return seeded.state_dicts(width)
 
 
-def _eval_models(state_r: dict, state_c: dict):
+def _eval_models(state_r: dict, state_c: dict, width: float = 1.0):
     from vsremaster.model import NetworkC, NetworkR
-    model_r, model_c = NetworkR(), NetworkC()
+    model_r, model_c = NetworkR(width), NetworkC(width)
     model_r.load_state_dict(state_r)
     model_c.load_state_dict(state_c)
     return model_r.eval(), model_c.eval()
@@ -93,7 +93,7 @@ def seeded_weights(tmp_path_factory) -> Path:
 def lite_models():
     """The seeded networks at a quarter of the channel width (the filter's behaviour does
     not depend on the width; 16x less work), eval mode, CPU."""
-    return _eval_models(*seeded_state_dicts(0.25))
+    return _eval_models(*seeded_state_dicts(0.25), width=0.25)
 
 
 @pytest.fixture(scope="session")

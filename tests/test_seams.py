@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ROOT, film
+from conftest import ROOT
 from vsremaster.evaluation.consistency import film_seam, pan_seam
 
 BUNDLED = ROOT / "models" / "vsremaster-lite.safetensors"
@@ -25,10 +25,10 @@ def test_a_slow_pan_has_no_step_at_chunk_bounds():
     assert chunked["seam"] > ours["seam"] and chunked["seam_at"] in (23, 47)
 
 
-def test_the_sample_film_has_no_seam_beyond_the_naive_windows():
+def test_the_sample_film_has_no_seam_beyond_the_naive_windows(film):
     """The film sample with its references (lite model, mindim 96): ours' largest local
     step within 10 % of the naive 15-frame window's (which has no chunks at all)."""
-    video, refs = film()
+    video, refs = film
     got = film_seam(video, refs, BUNDLED, frames=96, mindim=96, compare=True,
                     filter_args={"chunk": 24})
     print({k: (round(v["seam"], 3), v["seam_at"]) for k, v in got.items()})

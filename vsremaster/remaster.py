@@ -22,10 +22,11 @@ from .engine.models import shared_models
 from .engine.runner import Engine, Request
 from .frames.formats import check_format
 from .frames.sink import graph_finish, luma_only, output_format, set_props, write_planes
-from .frames.source import frame_array, frame_at, model_input, processing_size, scan_luma
+from .frames.source import (checked, frame_array, frame_at, model_input, processing_size,
+                            scan_luma)
 from .model.decoding import CONTEXTS, WINDOW_RADIUS
 from .hooks import BUILD_HOOKS
-from .planning.scenes import SceneIndex
+from .planning.scenes import ScanError, SceneIndex
 from .planning.windows import Grid
 from .references import fallback
 from .references.sets import SceneReferences
@@ -223,6 +224,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     if chunk is None:
         chunk = DEFAULT_CHUNK[device.type]
 
+    clip = checked(clip)                               # colour props checked per frame
     pw, ph = processing_size(clip.width, clip.height, mindim)
     small = model_input(clip, pw, ph)
     index = SceneIndex(scan_luma(clip), sc_threshold)           # reads no frame
@@ -303,7 +305,14 @@ class _Render:
         self.source, self.compose = device_finish or (None, None)
 
     def eval(self, n: int) -> vs.VideoNode:
-        req = self.engine.request(n)
+        try:
+            req = self.engine.request(n)
+        except ScanError as e:
+            raise vs.Error(f"Remaster: clip {e}") from None
+        except vs.Error:
+            raise
+        except Exception as e:       # noqa: BLE001 - every failure reaches the user named
+            raise vs.Error(f"Remaster: frame {n}: {e}") from None
         clips = [self.blank] + ([self.source] if self.source is not None else []) \
             + [frame_at(self.small, i, n) for i in req.raw]
         return vs.core.std.ModifyFrame(self.blank, clips, functools.partial(self.frame, req=req))
