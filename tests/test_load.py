@@ -158,6 +158,35 @@ def test_1080p_render_keeps_host_memory_small(lite_weights):
     assert peak < 2500 << 20, peak >> 20
 
 
+LONG_RENDER = textwrap.dedent('''
+    import resource
+    import vapoursynth as vs
+    from vsremaster.remaster import build
+    core = vs.core
+    scenes = [core.std.BlankClip(format=vs.GRAY8, width=320, height=240, length=30,
+                                 color=[(40 + 70 * k) % 220]) for k in range(-(-frames // 30))]
+    out = build(core.std.Splice(scenes)[:frames], weights=weights, mindim=64, device_index=-1).clip
+    peaks = []
+    for n, _ in enumerate(out.frames(close=True), 1):
+        if n in (frames // 10, frames):
+            peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(*peaks)
+''')
+
+
+def test_long_render_peak_memory_stays_flat(lite_weights):
+    """Peak RSS at the end of a render within 10 % of its value at a tenth (issue 14): what
+    the engine frees goes back to the system (scenes of 30 frames: the tenth has seen every
+    kind of push)."""
+    setup = "frames, weights = 1000, %r\n" % str(lite_weights)
+    run = subprocess.run([sys.executable, "-c", setup + LONG_RENDER], capture_output=True,
+                         text=True, timeout=1800, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    tenth, end = map(int, run.stdout.split())
+    print(f"peak RSS at 10 %: {tenth >> 20} MB, at 100 %: {end >> 20} MB")
+    assert end <= 1.10 * tenth, (tenth >> 20, end >> 20)
+
+
 # -- SIGINT -------------------------------------------------------------------------------
 
 def real_vspipe() -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..color import rgb_to_model
-from ..limits import is_out_of_memory
+from ..limits import is_out_of_memory, trim_host_heap
 from ..model import RefEncoding
 from ..model.decoding import WINDOW_RADIUS
 from ..planning.windows import Cell, Grid
@@ -97,6 +97,7 @@ class Engine:
         self.grey_stream = SceneStream(models, restore=restore, colorize=False, batch=batch) \
             if self.grey_note else None
         self.step = max(1, step)
+        self._torch_threads = torch.get_num_threads()
         # VapourSynth's threads keep about this many cells in flight at once; one push
         # finishes up to lag frames' worth of cells more (a scene's end, a cold start)
         ahead = -(-threads // grid.size) + 1
@@ -165,9 +166,15 @@ class Engine:
         try:
             self._wait_for_cell_before(req)
             with self.models.lock, torch.inference_mode():
+                # OpenMP keeps a thread count per thread: a VapourSynth thread made while
+                # torch had another count would sum convolutions in another order
+                if torch.get_num_threads() != self._torch_threads:
+                    torch.set_num_threads(self._torch_threads)
                 done = slot.result or self.results.get(req.cell.start)
                 if done is None:
                     done = self._compute(req, raw)
+                    if self.models.device.type == "cpu":
+                        trim_host_heap()
                 slot.result = done
                 return done
         finally:
