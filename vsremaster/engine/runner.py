@@ -44,8 +44,7 @@ class CellResult:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.finished.delta, self.finished.ab)
-                   if t is not None)
+        return sum(t.numel() * t.element_size() for t in self.finished.tensors if t is not None)
 
 
 class _Slot:
@@ -77,17 +76,19 @@ class Engine:
     def __init__(self, models: Models, grid: Grid, references, *, restore: bool,
                  colorize: bool, rgb_input: bool, context: str = "frame", step: int = 8,
                  threads: int = 1, cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30,
-                 window: int = WINDOW_RADIUS):
+                 window: int = WINDOW_RADIUS, confidence: bool = False):
         """references: (scene start, scene stop) -> (bank indices, canvas or None);
         step: most frames per push through the networks (memory); cache_bytes /
         state_bytes: bounds of the finished-cell and stream-state caches; window: frames
-        each side a self attention sees."""
+        each side a self attention sees; confidence: finish each frame's match confidence
+        too (`enable_confidence` turns it on later)."""
         self.models, self.grid, self.references = models, grid, references
         self.colorize, self.rgb_input = colorize, rgb_input
         batch = 1 if models.device.type == "cpu" else 8
         self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
                                   batch=batch, window=window,
-                                  chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop))
+                                  chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop),
+                                  confidence=confidence)
         self.step = max(1, step)
         # VapourSynth's threads keep about this many cells in flight at once; one push
         # finishes up to lag frames' worth of cells more (a scene's end, a cold start)
@@ -104,6 +105,23 @@ class Engine:
     @property
     def lag(self) -> int:
         return self.stream.lag
+
+    @property
+    def confidence(self) -> bool:
+        return self.stream.confidence
+
+    def enable_confidence(self) -> None:
+        """Finish every frame's match confidence from now on (a second output of the same
+        filter asks for it when the script is evaluated). Cells and states kept so far
+        lack it and are dropped."""
+        if not self.colorize or self.stream.confidence:
+            return
+        with self.models.lock, self._slots_lock:
+            self.stream.confidence = True
+            self.results.clear()
+            self.states.clear()
+            for slot in self._slots.values():
+                slot.result = None
 
     # -- planning (cheap; no model lock) ------------------------------------------
     def request(self, n: int) -> Request:
