@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .confidence import agreement, attention_confidence
+from .confidence import attention_confidence, confidence_of
 
 SPATIAL = (1, 3, 3)
 
@@ -121,36 +121,35 @@ class Attention(nn.Module):
         out = self.weigh(q, k, v).transpose(1, 2).reshape(b, c, t, h, w)
         return self.gamma * out + source
 
-    def weigh(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-              colours: torch.Tensor | None = None):
+    def weigh(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, match=None):
         """softmax(q k^T) v for q [B, L, C/8], k [B, S, C/8], v [B, S, C] -> [B, L, C].
-        Given the keys' colours [B, S, 3] (model.confidence), also each query's match
-        confidence [B, L]: (out, confidence). The output has the same bits either way."""
+        Given `match` = (the keys' moments [B, S, 4], the queries' lightness [B, L])
+        (model.confidence), also each query's match confidence [B, L]: (out, confidence).
+        The output has the same bits either way."""
         k, v = k.to(q.dtype), v.to(q.dtype)
         if self.matmul_softmax:
             out = torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
         elif q.device.type == "cpu":
-            return _blocked_attention(q, k, v, colours)
+            return _blocked_attention(q, k, v, match)
         else:
             out = _fused_attention(q, k, v)
         # the fused kernels hide the weights: one more pass over the logits
-        return out if colours is None else (out, attention_confidence(q, k, colours))
+        return out if match is None else (out, attention_confidence(q, k, *match))
 
     def project(self, conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
         """A 1x1x1 projection of frames x [T, C, H, W] -> [T, H*W, C'] (contiguous)."""
         y = F.conv2d(x, conv.weight[:, :, 0], conv.bias)
         return y.flatten(2).transpose(1, 2).contiguous()
 
-    def attend_frame(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     colours: torch.Tensor | None = None):
+    def attend_frame(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, match=None):
         """One frame x [1, C, H, W] attending keys/values [1, S, *]; adds the residual.
-        Given the keys' colours: (that, the match confidence [1, 1, H, W]).
+        Given `match` (see `weigh`): (that, the match confidence [1, 1, H, W]).
 
         One frame per call: the kernels then always see the same shapes, so a frame's
         result has the same bits whichever frames were computed with it.
         """
-        out = self.weigh(self.project(self.query_conv, x), k, v, colours)
-        if colours is None:
+        out = self.weigh(self.project(self.query_conv, x), k, v, match)
+        if match is None:
             return self.gamma * out.transpose(1, 2).reshape(x.shape) + x
         out, conf = out
         return (self.gamma * out.transpose(1, 2).reshape(x.shape) + x,
@@ -168,9 +167,10 @@ _BLOCK_ELEMENTS = 16 << 20
 CUDA_VALUE_HEADS = 2
 
 
-def _blocked_attention(q, k, v, colours=None):
-    """softmax(q k^T) v, a block of query rows at a time: memory linear in L. Given the
-    keys' colours: (that, the match confidence [B, L]) from the same weights.
+def _blocked_attention(q, k, v, match=None):
+    """softmax(q k^T) v, a block of query rows at a time: memory linear in L. Given
+    `match` (see `Attention.weigh`): (that, the match confidence [B, L]) from the same
+    weights.
 
     On the CPU this beats scaled_dot_product_attention, which materialises L x S. The
     logits block is one reused buffer, exponentiated in place, and normalised after the
@@ -182,22 +182,24 @@ def _blocked_attention(q, k, v, colours=None):
         # training: autograd cannot see through the in-place buffer below
         out = torch.cat([torch.bmm(torch.softmax(torch.bmm(q[:, i:i + rows], kt), -1), v)
                          for i in range(0, q.shape[1], rows)], 1)
-        return out if colours is None else (out, attention_confidence(q, k, colours))
+        return out if match is None else (out, attention_confidence(q, k, *match))
     buf = torch.empty(q.shape[0], rows, k.shape[1], dtype=q.dtype, device=q.device)
     out = torch.empty(q.shape[0], q.shape[1], v.shape[2], dtype=v.dtype, device=v.device)
-    moments = None if colours is None else \
-        torch.empty(q.shape[0], q.shape[1], 3, dtype=torch.float32, device=q.device)
-    colours = None if colours is None else colours.to(q.dtype)
+    keys, moments = None, None
+    if match is not None:
+        keys = match[0].to(q.dtype)
+        moments = torch.empty(q.shape[0], q.shape[1], keys.shape[2], dtype=torch.float32,
+                              device=q.device)
     for i in range(0, q.shape[1], rows):
         n = min(rows, q.shape[1] - i)
         logits = torch.bmm(q[:, i:i + n], kt, out=buf[:, :n])
         logits.sub_(logits.amax(-1, keepdim=True)).exp_()
         total = logits.sum(-1, keepdim=True)
-        if colours is not None:
-            # the attended colours' moments: three more columns on the same weights
-            moments[:, i:i + n] = torch.bmm(logits, colours).div_(total)
+        if keys is not None:
+            # the attended pixels' moments: four more columns on the same weights
+            moments[:, i:i + n] = torch.bmm(logits, keys).div_(total)
         torch.bmm(logits, v, out=out[:, i:i + n]).div_(total)
-    return out if colours is None else (out, agreement(moments))
+    return out if match is None else (out, confidence_of(moments, match[1]))
 
 
 def _fused_attention(q, k, v):

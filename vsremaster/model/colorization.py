@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import Attention, ConvBlock, UpBlock, UpConcatBlock, scaled, spatial, temporal
-from .confidence import reference_colours
+from .confidence import reference_moments, source_lightness
 from .restoration import L_MEAN
 
 REF_MEAN = 0.48
@@ -23,7 +23,7 @@ REF_MEAN = 0.48
 @dataclass
 class RefEncoding:
     """Keys and values of one reference set for both source-reference attentions, and
-    the colours under the first one's keys (`c1`, float32; model.confidence)."""
+    the colour moments under the first one's keys (`c1`, float32; model.confidence)."""
 
     k1: torch.Tensor
     v1: torch.Tensor
@@ -114,7 +114,7 @@ class NetworkC(nn.Module):
         feat1 = self.reffeatnet1(refs.transpose(1, 2) - REF_MEAN)
         feat2 = self.reffeatnet2(feat1)
         return RefEncoding(*self.stattn1.keys_values(feat1), *self.stattn2.keys_values(feat2),
-                           reference_colours(refs, refs.shape[-1] // feat1.shape[-1]))
+                           reference_moments(refs, refs.shape[-1] // feat1.shape[-1]))
 
     def encode_frames(self, x: torch.Tensor, refs: RefEncoding | None = None) -> FrameFeatures:
         """The per-frame part: each output frame depends on its own input frame only."""
@@ -144,8 +144,10 @@ class NetworkC(nn.Module):
         if confidence:
             conf = torch.zeros(x1.shape[0], 1, *x1.shape[2:], device=x1.device)
         if refs is not None:
-            colours = refs.c1 if confidence else None
-            frames = [self.stattn1.attend_frame(f, refs.k1, refs.v1, colours) for f in x1.split(1)]
+            lightness = source_lightness(x, x.shape[-1] // x1.shape[-1]) if confidence else None
+            frames = [self.stattn1.attend_frame(f, refs.k1, refs.v1, (refs.c1, lightness[t:t + 1])
+                                                if confidence else None)
+                      for t, f in enumerate(x1.split(1))]
             if confidence:
                 frames, confs = zip(*frames)
                 conf = torch.cat(confs)
