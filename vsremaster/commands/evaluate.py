@@ -1,7 +1,8 @@
 """`python -m vsremaster evaluate CLIP [CLIP ...]`: the paper's protocol on colour clips.
 
 Prints a table (remaster, deteriorated input, Reinhard transfer per clip), optionally the
-reference-behaviour suite, and one JSON line last with the mean figures.
+reference-behaviour suite, the Spearman correlation of per-frame colour error and match
+confidence (evaluation.confidence), and one JSON line last with the mean figures.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 HELP = "score weights with the paper's protocol (grey + deteriorated clips, baselines)"
 
@@ -28,6 +30,9 @@ def add_arguments(parser) -> None:
                         help="also run the reference-behaviour suite on each clip")
     parser.add_argument("--suite-frames", type=int, default=5, metavar="N",
                         help="frames per clip in the suite (default 5)")
+    parser.add_argument("--no-confidence", action="store_true",
+                        help="skip the Spearman correlation of per-frame colour error and match "
+                             "confidence (it runs the protocol's model pass once more)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -93,5 +98,15 @@ def run(args) -> int:
             print(f"\nreference suite: {clip}")
             print(suite_table(suite[clip]))
         record["suite"] = suite
+    if not args.no_confidence:
+        from ..evaluation import confidence
+        from ..training.data import read_video
+        per_clip = {Path(clip).name: confidence.confidence_frames(read_video(clip, args.frames),
+                                                                  model_r, model_c, cfg)
+                    for clip in args.clips}
+        pooled = confidence.summary(per_clip)
+        print("\nmatch confidence against per-frame colour error (Spearman)")
+        print(confidence.table(per_clip, pooled))
+        record["confidence"] = {**pooled, "clips": per_clip}
     print(json.dumps(_json_safe(record)))
     return 0
