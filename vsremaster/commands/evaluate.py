@@ -101,9 +101,8 @@ def run(args) -> int:
     if not args.no_confidence:
         from ..evaluation import confidence
         from ..training.data import read_video
-        per_clip = {Path(clip).name: confidence.confidence_frames(read_video(clip, args.frames),
-                                                                  model_r, model_c, cfg)
-                    for clip in args.clips}
+        per_clip = [{"clip": Path(clip).name, **confidence.confidence_frames(
+            read_video(clip, args.frames), model_r, model_c, cfg)} for clip in args.clips]
         pooled = confidence.summary(per_clip)
         print("\nmatch confidence against per-frame colour error (Spearman)")
         print(confidence.table(per_clip, pooled))

@@ -83,24 +83,26 @@ def confidence_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig) -> 
             "spearman_ab": spearman(rms, conf), "spearman_de00": spearman(de, conf)}
 
 
-def summary(per_clip: dict[str, dict]) -> dict:
+def summary(per_clip: list[dict]) -> dict:
     """Pooled over every frame of every clip, and the mean of the clips' own figures."""
-    conf = np.concatenate([r["confidence"] for r in per_clip.values()])
-    rms = np.concatenate([r["ab_rms"] for r in per_clip.values()])
-    de = np.concatenate([r["de00_colour"] for r in per_clip.values()])
+    conf = np.concatenate([r["confidence"] for r in per_clip])
+    rms = np.concatenate([r["ab_rms"] for r in per_clip])
+    de = np.concatenate([r["de00_colour"] for r in per_clip])
+    within = lambda key: float(np.nanmean([r[key] for r in per_clip])) \
+        if any(np.isfinite(r[key]) for r in per_clip) else float("nan")       # noqa: E731
     return {"spearman_ab": spearman(rms, conf), "spearman_de00": spearman(de, conf),
-            "within_clip_spearman_ab": float(np.nanmean([r["spearman_ab"] for r in per_clip.values()])),
-            "within_clip_spearman_de00": float(np.nanmean([r["spearman_de00"]
-                                                           for r in per_clip.values()])),
-            "frames": int(len(conf))}
+            "within_clip_spearman_ab": within("spearman_ab"),
+            "within_clip_spearman_de00": within("spearman_de00"), "frames": int(len(conf))}
 
 
-def table(per_clip: dict[str, dict], pooled: dict) -> str:
+def table(per_clip: list[dict], pooled: dict) -> str:
+    """One row per clip (`clip`: its name) and the pooled figures."""
     head = f"{'clip':<26} {'frames':>6} {'mean conf':>9} {'rho(ab)':>8} {'rho(dE00)':>9}"
     lines = [head, "-" * len(head)]
-    for name, r in per_clip.items():
-        lines.append(f"{name[:26]:<26} {len(r['confidence']):>6} {np.mean(r['confidence']):>9.4f} "
-                     f"{r['spearman_ab']:>8.3f} {r['spearman_de00']:>9.3f}")
+    for r in per_clip:
+        lines.append(f"{r['clip'][:26]:<26} {len(r['confidence']):>6} "
+                     f"{np.mean(r['confidence']):>9.4f} {r['spearman_ab']:>8.3f} "
+                     f"{r['spearman_de00']:>9.3f}")
     lines.append(f"{'all frames (pooled)':<26} {pooled['frames']:>6} {'':>9} "
                  f"{pooled['spearman_ab']:>8.3f} {pooled['spearman_de00']:>9.3f}")
     return "\n".join(lines)
