@@ -207,6 +207,32 @@ def test_arguments_are_checked(golden_weights, scenes_clip):
         vsremaster.Confidence(scenes_clip, weights=golden_weights, mindim="big")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_confidence_matches_the_cpu_and_ignores_seeks(golden_weights, tmp_path):
+    """On CUDA the confidence comes from the explicit pass (the fused kernels hide the
+    weights): close to the CPU's, the same bytes after a seek, and it does not change
+    the colour."""
+    refs = str(refs_dir(tmp_path, anchors=(2, 14)))
+    clip = from_arrays(moving_pattern(24, 64, 96, seed=7), vs.GRAY8,
+                       per_frame_props=scene_props([9]))
+    kw = dict(weights=golden_weights, mindim=64, ref_mindim=32, chunk=4)
+    gpu = vsremaster.Confidence(clip, refs=refs, device_index=0, fp16=False, **kw)
+    cpu = vsremaster.Confidence(clip, refs=refs, device_index=-1, **kw)
+    for n in (0, 10, 23):
+        a, b = planes(gpu.get_frame(n))[0], planes(cpu.get_frame(n))[0]
+        assert np.abs(a - b).max() < 1e-3, n
+    half = build(clip, refs, device_index=0, output="confidence", **kw)
+    linear = [frame_bytes(half.clip, n) for n in range(24)]
+    seek = build(clip, refs, device_index=0, output="confidence", **kw)
+    for n in (21, 3, 12):
+        assert frame_bytes(seek.clip, n) == linear[n], n
+    plain = build(core.std.Trim(clip, 0, 23), refs, device_index=0, **kw)   # its own engine
+    colour = build(clip, refs, device_index=0, confidence=True, **kw)
+    assert not plain.engine.confidence and colour.engine.confidence
+    for n in (4, 17):
+        assert frame_bytes(colour.clip, n) == frame_bytes(plain.clip, n), n
+
+
 # --------------------------------------------------------------------------- suggest
 
 def test_rank_scenes_weakest_first():
