@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, golden_state_dicts
+from conftest import ROOT, seeded_state_dicts
 from vsremaster.bench import baseline, naive
-from vsremaster.bench.run import baseline_attention, make_inputs
+from vsremaster.bench.inputs import make_inputs
 from vsremaster.model import Attention, NetworkC, NetworkR
 from vsremaster.model.checkpoint import save_checkpoint
 
@@ -23,12 +23,12 @@ KEYS = {"ours_fps", "baseline_fps", "naive_fps", "speedup", "naive_speedup", "pe
 @pytest.fixture(scope="module")
 def lite_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "lite.safetensors"
-    return save_checkpoint(path, *golden_state_dicts(LITE), name="lite", width=str(LITE))
+    return save_checkpoint(path, *seeded_state_dicts(LITE), name="lite", width=str(LITE))
 
 
 @pytest.fixture(scope="module")
 def lite_models():
-    state_r, state_c = golden_state_dicts(LITE)
+    state_r, state_c = seeded_state_dicts(LITE)
     model_r, model_c = NetworkR(LITE), NetworkC(LITE)
     model_r.load_state_dict(state_r)
     model_c.load_state_dict(state_c)
@@ -62,6 +62,49 @@ def test_bench_command_prints_table_then_json(lite_weights):
     assert result["naive_info"]["split_calls"]["restore"] == 2     # one window per frame
     assert result["compared_frames"] == 2 and result["ab_mad_ours_naive"] >= 0
     assert result["peak_vram_mb"] is None and result["peak_rss_mb"] > 0
+
+
+def test_bench_ours_variant_runs_the_filter_with_extra_arguments(lite_weights):
+    lines, result = _bench("--width", "64", "--height", "48", "--frames", "6", "--refs", "1",
+                           "--ref-size", "32", "--methods", "ours", "--weights",
+                           str(lite_weights), "--ours-args", "max_refs=1",
+                           "--ours-variant", "chunk=4,restore=False")
+    name = "ours[chunk=4,restore=False]"
+    assert any(line.startswith(name + " ") for line in lines[:-1])
+    assert result["ours_info"]["filter_args"] == {"max_refs": 1}
+    assert result[f"{name}_info"]["filter_args"] == {"max_refs": 1, "chunk": 4, "restore": False}
+    # the arguments reach the filter: without restoration NetworkR never runs
+    assert result["ours_info"]["split_calls"]["restore"] > 0
+    assert result[f"{name}_info"]["split_calls"]["restore"] == 0
+    assert result[f"{name}_fps"] > 0 and result[f"{name}_output_shape"] == [6, 48, 64, 3]
+    assert result[f"ab_mad_ours_{name}"] >= 0 and result["baseline_fps"] is None
+
+
+@pytest.mark.parametrize("option, text, says", [
+    ("--ours-args", "no_such_arg=1", "no argument 'no_such_arg'"),
+    ("--ours-variant", "chunk", "not key=value"),
+    ("--ours-args", "clip=1", "no argument 'clip'")])
+def test_bench_rejects_bad_filter_arguments(option, text, says):
+    done = subprocess.run([sys.executable, "-m", "vsremaster", "bench", option, text],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and option in done.stderr and says in done.stderr
+
+
+def test_glue_feeds_the_same_model_work_small_and_1080p():
+    lines, result = _bench("--glue", "--frames", "2", "--refs", "1", "--ref-size", "32",
+                           "--glue-format", "yuv420p8", "--threads", "1")
+    assert result["mode"] == "glue" and result["format"] == "YUV420P8"
+    assert result["model_size"] == [112, 64] and result["big_size"] == [1920, 1080]
+    assert result["weights"] == "bundled vsremaster-lite.safetensors"
+    small, big = result["small"], result["big"]
+    assert (small["input"], big["input"]) == ("112x64", "1920x1080")
+    assert small["frames"] == big["frames"] == 2 and small["threads"] == big["threads"] == 1
+    assert result["ratio"] == pytest.approx(big["fps"] / small["fps"], abs=2e-3)
+    for case in (small, big):            # each case in its own process: its own peak
+        assert case["peak_rss_mb"] >= case["render_peak_rss_mb"] > 0
+        assert case["source_fps"] > 0 and case["cpu_ms_per_frame"] > 0
+    assert result["big_peak_rss_mb"] == big["peak_rss_mb"]
+    assert any(line.startswith("ratio 1920x1080 fps / 112x64 fps") for line in lines[:-1])
 
 
 def test_bench_rejects_unknown_method():
@@ -108,8 +151,8 @@ def test_naive_keeps_the_middle_of_a_centred_window(lite_models, tmp_path):
 
 
 def test_baseline_attention_memory_grows_past_a_gpu():
-    small = baseline_attention(224, 160, 6, 256, 352)
-    big = baseline_attention(1920, 1072, 6, 256, 448)
+    small = baseline.attention_memory(224, 160, 6, 256, 352)
+    big = baseline.attention_memory(1920, 1072, 6, 256, 448)
     # selfattn2 at 1/8 over a 5-frame block: (5 * 134 * 240)^2 float32 values.
     assert big["elements"]["selfattn2"] == (5 * 134 * 240) ** 2
     assert big["peak_bytes"] == 2 * 4 * (5 * 134 * 240) ** 2 > 80 << 30
@@ -128,3 +171,13 @@ def test_sweep_on_cpu_reports_analytic_rows(lite_weights):
     assert not any(row["measured"] for row in video)
     assert video[-1]["baseline_attn_fits_1080Ti-11GB"] is False
     assert video[-1]["baseline_attn_peak_gb"] > video[0]["baseline_attn_peak_gb"]
+
+
+def test_bench_reference_files_carry_no_frame_anchor(tmp_path):
+    from pathlib import Path
+
+    from vsremaster.references.sources import anchor_of_name
+    inputs = make_inputs(64, 48, 2, 30, 32, tmp_path, tag="360p")
+    names = [Path(p).name for p in inputs.ref_paths]
+    assert len(set(names)) == 30 and names[0] == "ref360p_a.png" and names[26] == "ref360p_aa.png"
+    assert [anchor_of_name(Path(p)) for p in inputs.ref_paths] == [None] * 30

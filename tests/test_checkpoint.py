@@ -1,5 +1,5 @@
-"""Loading weights: both formats reproduce the golden outputs, every bad file gets a
-clear CheckpointError, no pickle ever runs code, and the search order holds."""
+"""Loading weights: both formats reproduce the golden outputs (../shared), every bad file
+gets a clear CheckpointError, no pickle ever runs code, and the search order holds."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, golden_state_dicts
+from conftest import ROOT, golden_state_dicts, seeded_state_dicts
 from vsremaster import weights
 from vsremaster.model import NetworkC, NetworkR
 from vsremaster.model.checkpoint import (CheckpointError, detect_format, load_checkpoint,
@@ -22,20 +22,30 @@ from vsremaster.weights import WeightsNotFoundError, find_weights
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def legacy_weights(tmp_path_factory) -> Path:
+def _write_legacy(path: Path, state_r: dict, state_c: dict) -> Path:
     """The authors' layout in torch.save's pre-zip format (as the 2019 release is)."""
-    path = tmp_path_factory.mktemp("legacy") / "remasternet.pth.tar"
-    state_r, state_c = golden_state_dicts()
-    torch.save({"modelR": state_r, "modelC": state_c}, path,
-               _use_new_zipfile_serialization=False)
+    torch.save({"modelR": state_r, "modelC": state_c}, path, _use_new_zipfile_serialization=False)
     return path
 
 
 @pytest.fixture(scope="module")
+def legacy_weights(tmp_path_factory) -> Path:
+    """The golden weights in the authors' pre-zip format."""
+    return _write_legacy(tmp_path_factory.mktemp("legacy") / "remasternet.pth.tar",
+                         *golden_state_dicts())
+
+
+@pytest.fixture(scope="module")
+def seeded_legacy_weights(tmp_path_factory) -> Path:
+    """The seeded weights in the authors' pre-zip format."""
+    return _write_legacy(tmp_path_factory.mktemp("seeded-legacy") / "remasternet.pth.tar",
+                         *seeded_state_dicts())
+
+
+@pytest.fixture(scope="module")
 def lite_dicts() -> tuple[dict, dict]:
-    """Golden weights at width 0.25: the error cases need a valid layout, not full size."""
-    return golden_state_dicts(0.25)
+    """Seeded weights at width 0.25: the error cases need a valid layout, not full size."""
+    return seeded_state_dicts(0.25)
 
 
 @pytest.fixture
@@ -78,10 +88,22 @@ def test_every_format_reproduces_golden_outputs(any_weights, golden_case):
     assert (ab - golden_case["ab_refs"]).abs().max() < TOL
 
 
-def test_formats_are_detected(golden_weights, authors_weights, legacy_weights):
-    assert detect_format(golden_weights) == "safetensors"
-    assert detect_format(authors_weights) == "torch-zip"
-    assert detect_format(legacy_weights) == "torch-legacy"
+def test_formats_are_detected(seeded_weights, seeded_authors_weights, seeded_legacy_weights):
+    assert detect_format(seeded_weights) == "safetensors"
+    assert detect_format(seeded_authors_weights) == "torch-zip"
+    assert detect_format(seeded_legacy_weights) == "torch-legacy"
+
+
+@pytest.mark.parametrize("fixture", ["seeded_weights", "seeded_authors_weights",
+                                     "seeded_legacy_weights"])
+def test_every_format_loads_the_same_weights(request, fixture):
+    """Without the golden data: each format gives back exactly the weights written."""
+    state_r, state_c = seeded_state_dicts()
+    model_r, model_c = load_checkpoint(request.getfixturevalue(fixture))
+    for model, state in ((model_r, state_r), (model_c, state_c)):
+        got = model.state_dict()
+        assert set(got) == set(state)
+        assert all(torch.equal(got[k], state[k]) for k in state)
 
 
 def test_unnamed_safetensors_is_named_after_its_file(lite, tmp_path):
@@ -106,11 +128,11 @@ def test_path_none_searches(lite, tmp_path, monkeypatch):
 
 # --- MD5 -----------------------------------------------------------------------------
 
-def test_verify_md5(authors_weights):
-    digest = md5sum(authors_weights)
-    assert verify_md5(authors_weights, digest.upper()) == digest
+def test_verify_md5(seeded_authors_weights):
+    digest = md5sum(seeded_authors_weights)
+    assert verify_md5(seeded_authors_weights, digest.upper()) == digest
     with pytest.raises(CheckpointError, match="MD5 mismatch") as info:
-        verify_md5(authors_weights, weights.AUTHORS_MD5)
+        verify_md5(seeded_authors_weights, weights.AUTHORS_MD5)
     assert weights.AUTHORS_MD5 in str(info.value) and digest in str(info.value)
 
 

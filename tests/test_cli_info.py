@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, golden_state_dicts
+from conftest import ROOT, seeded_state_dicts
 from vsremaster.model.checkpoint import save_checkpoint
 from vsremaster.weights import AUTHORS_MD5, AUTHORS_URL
 
@@ -27,7 +27,7 @@ runpy.run_module("vsremaster", run_name="__main__", alter_sys=True)
 
 @pytest.fixture(scope="module")
 def lite_state():
-    return golden_state_dicts(0.25)
+    return seeded_state_dicts(0.25)
 
 
 @pytest.fixture
@@ -83,3 +83,55 @@ def test_info_with_unusable_weights_exits_1(env, tmp_path):
     done = _run(["-m", "vsremaster", "info", "--weights", str(path)], env)
     assert done.returncode == 1
     assert "unusable" in done.stdout and "not a checkpoint" in done.stdout
+
+
+def test_info_on_the_bundled_model_compares_and_says_how_to_switch(env, tmp_path):
+    from vsremaster.cards import MEASURED, PUBLISHED
+    done = _run(["-m", "vsremaster", "info"], env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert str(ROOT / "models" / "vsremaster-lite.safetensors") in out
+    assert "name:       vsremaster-lite-step2500" in out
+    assert "the model bundled with vsremaster" in out
+    ours = MEASURED["vsremaster-lite-step2500"]
+    row = next(line for line in out.splitlines() if "(measured)" in line).split()
+    assert row[-3:] == [f"{ours.psnr_l:.2f}", f"{ours.psnr_ab:.2f}", f"{ours.psnr_all:.2f}"]
+    row = next(line for line in out.splitlines() if "(published)" in line).split()
+    assert row[-3:] == ["26.13", "34.94", "30.83"]
+    assert (PUBLISHED.psnr_l, PUBLISHED.psnr_ab, PUBLISHED.psnr_all) == (26.13, 34.94, 30.83)
+    assert "without references: scenes stay grey" in out and "_RemasterNote" in out
+    dest = tmp_path / "xdg" / "vsremaster" / "remasternet.pth.tar"
+    for fragment in ("1. python -m vsremaster fetch", AUTHORS_URL, str(dest), AUTHORS_MD5,
+                     "2. python -m vsremaster info", "VSREMASTER_WEIGHTS"):
+        assert fragment in out, fragment
+
+
+def test_info_on_other_weights_has_no_card_and_colours_without_refs(env, lite_state, tmp_path):
+    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_state, name="info-test")
+    env["VSREMASTER_WEIGHTS"] = str(path)
+    out = _run(["-m", "vsremaster", "info"], env).stdout
+    assert "neither the bundled model nor the authors' release" in out
+    assert "(measured)" not in out
+    assert "colours scenes from its own guess" in out
+    assert "unset VSREMASTER_WEIGHTS first" in out       # it would win over a fetched file
+
+
+def test_info_says_grey_for_weights_marked_so(env, lite_state, tmp_path):
+    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_state, name="marked",
+                           without_refs="grey")
+    out = _run(["-m", "vsremaster", "info", "--weights", str(path)], env).stdout
+    assert "without references: scenes stay grey" in out and "without_refs=grey" in out
+
+
+def test_model_card_states_the_figures_info_prints():
+    """cards.py copies the card: the card must still say every figure (and the release's)."""
+    from vsremaster.cards import MEASURED, PUBLISHED
+    from vsremaster.references.fallback import GREY_WITHOUT_REFS
+    card = (ROOT / "models" / "README.md").read_text()
+    for q in (*MEASURED.values(), PUBLISHED):
+        for value in (q.psnr_l, q.psnr_ab, q.psnr_all):
+            assert f"{value:.2f}" in card, value
+    import re
+    for measured in GREY_WITHOUT_REFS.values():
+        for figure in re.findall(r"\d+\.\d\d", measured):
+            assert figure in card, figure

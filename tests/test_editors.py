@@ -51,11 +51,11 @@ def live_tensors() -> int:
 
 @pytest.fixture(scope="module")
 def lite_weights(tmp_path_factory) -> Path:
-    """The golden weights at a quarter of the channel width: the same code, 16x faster."""
-    from conftest import golden_state_dicts
+    """The seeded weights at a quarter of the channel width: the same code, 16x faster."""
+    from conftest import seeded_state_dicts
     from vsremaster.model.checkpoint import save_checkpoint
-    path = tmp_path_factory.mktemp("lite") / "golden-lite.safetensors"
-    return save_checkpoint(path, *golden_state_dicts(0.25), name="golden-lite", width="0.25")
+    path = tmp_path_factory.mktemp("lite") / "seeded-lite.safetensors"
+    return save_checkpoint(path, *seeded_state_dicts(0.25), name="seeded-lite", width="0.25")
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_twenty_evaluations_share_models_and_free_everything(lite_weights, scrip
         again = evaluate(script, lite_weights)
         assert engines[-1]().models is model and len(loads) == i + 1
         frames = seek(clip, rng, 2) + seek(again, rng, 1)
-        assert all(len(b) == 64 * 48 * 3 // 2 for b in frames)     # YUV420P8
+        assert all(len(b) == 64 * 48 * 3 for b in frames)     # YUV420P8 in, YUV444P8 out
         if model_name is None:
             model_name = clip.get_frame(0).props["_RemasterModel"]
         engine_refs = engines[-2:]
@@ -135,7 +135,7 @@ def test_twenty_evaluations_share_models_and_free_everything(lite_weights, scrip
         assert len(shared._shared) == 0
         memory.append(rss())
         tensors.append(live_tensors())
-    assert len(loads) == EVALUATIONS and model_name == "golden-lite"
+    assert len(loads) == EVALUATIONS and model_name == "seeded-lite"
     growth = max(memory[WARM_UP:]) - memory[WARM_UP - 1]
     print(f"RSS after each evaluation (MB): {[m >> 20 for m in memory]}; growth after "
           f"warm-up {growth / 2**20:.1f} MB; live tensors {tensors}")

@@ -57,6 +57,13 @@ def test_psnr_identical_is_infinite():
     assert metrics.psnr(a.numpy(), a.numpy()) == math.inf
 
 
+def test_mean_abs_error():
+    a = np.zeros((2, 3), np.float32)
+    b = np.array([[1, -2, 3], [0, 0, -6]], np.float32)
+    assert metrics.mean_abs_error(a, b) == pytest.approx(2.0)
+    assert metrics.mean_abs_error(torch.from_numpy(b), b) == 0.0
+
+
 def test_psnr_of_known_mse():
     a = np.zeros((4, 4), np.float32)
     assert metrics.psnr(a, a + 0.1) == pytest.approx(20.0, abs=1e-4)     # MSE 0.01
@@ -141,6 +148,37 @@ def test_evaluate_frames_reports_all_metrics():
     assert every["refs"] == 3
 
 
+def test_ab_error_is_in_lab_units_and_zero_for_the_truth():
+    frames = _frames()
+    rgb = protocol.to_tensor(frames, (32, 32))
+    from vsremaster.color.lab import rgb_to_model
+    l_true, ab_true = rgb_to_model(rgb)
+    assert protocol.score(l_true, ab_true, rgb, l_true, ab_true)["ab_error"] < 0.05
+    neutral = torch.full_like(ab_true, protocol.NEUTRAL_AB)
+    grey = protocol.score(l_true, neutral, rgb, l_true, ab_true)["ab_error"]
+    from kornia.color import rgb_to_lab
+    expected = float(rgb_to_lab(rgb)[:, 1:].abs().mean())     # grey's a*b* are 0
+    assert grey == pytest.approx(expected, abs=0.3) and grey > 5
+
+
+def test_evaluate_frames_without_references():
+    import seeded
+    model_r, model_c = _models()
+    for model, state in zip((model_r, model_c), seeded.state_dicts(WIDTH)):
+        model.load_state_dict(state)      # non-zero attention gamma: references matter
+    res = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                   protocol.EvalConfig(frames=6, mindim=32, no_refs=True))
+    assert res["refs"] == 0 and not any(k.startswith("transfer_") for k in res)
+    assert math.isfinite(res["ab_error"]) and math.isfinite(res["input_ab_error"])
+    with_refs = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                         protocol.EvalConfig(frames=6, mindim=32))
+    assert res["psnr_ab"] != with_refs["psnr_ab"]        # the references were left out
+    assert res["input_ab_error"] == with_refs["input_ab_error"]
+    mean = protocol.summarise([res, res])
+    assert "transfer_psnr_ab" not in mean and mean["ab_error"] == pytest.approx(res["ab_error"])
+    assert "transfer" not in protocol.table([{**res, "clip": "c"}], mean)
+
+
 # --------------------------------------------------------------------------- suite
 
 def test_hue_rotation_round_trip():
@@ -193,6 +231,108 @@ def test_evaluate_command_prints_table_and_json(tmp_path):
         assert isinstance(record[key], float), key
     assert len(record["clips"]) == 2 and record["clips"][0]["refs"] == 2
     assert set(record["suite"][str(clip)]) == set(suites.CATEGORIES)
+    assert isinstance(record["ab_error"], float) and isinstance(record["input_ab_error"], float)
+    no_refs = subprocess.run(cmd[:cmd.index("--suite")] + ["--no-refs"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert no_refs.returncode == 0, no_refs.stderr[-3000:]
+    lines = no_refs.stdout.strip().splitlines()
+    record = json.loads(lines[-1])
+    assert record["no_refs"] is True and record["clips"][0]["refs"] == 0
+    assert "transfer_psnr_ab" not in record and "|ab err|" in lines[1]
+    assert not any(" transfer " in line for line in lines[:-1])
+
+
+def test_evaluate_command_temporal_metrics_of_three_methods(tmp_path):
+    from vsremaster.model.checkpoint import save_checkpoint
+    model_r, model_c = _models(2)
+    weights = save_checkpoint(tmp_path / "tiny.safetensors", model_r.state_dict(),
+                              model_c.state_dict(), name="tiny-random")
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for f in _frames(8, 48, 64):
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "record.json"
+    cmd = [sys.executable, "-m", "vsremaster", "evaluate", str(clip), "--weights", str(weights),
+           "--frames", "8", "--mindim", "32", "--device", "cpu", "--threads", "1",
+           "--ours-variant", "chunk=4", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    rows = {line.split()[1] for line in lines[:-1] if line.startswith("clip.avi")}
+    assert {"block5", "input", "transfer", "ours", "ours[chunk=4]", "naive", "truth"} <= rows
+    assert any("seam" in line and "CDC" in line for line in lines)   # the temporal table
+    record = json.loads(lines[-1])
+    assert json.loads(out.read_text()) == record
+    clip_rec = record["clips"][0]
+    assert set(clip_rec["temporal"]) == {"truth", "ours", "ours[chunk=4]", "block5", "naive"}
+    for name, m in clip_rec["temporal"].items():
+        assert m["mean_dab"] >= 0 and m["seam"] > 0 and 0 <= m["cdc"] <= math.log(2), name
+        assert 2 <= m["seam_at"] <= 4, name                # the interior of 8 frames
+    assert clip_rec["temporal"]["truth"]["mean_dab"] > 0.5   # the clip itself moves
+    for name in ("ours", "ours[chunk=4]", "naive"):
+        assert math.isfinite(clip_rec[f"{name}_psnr_ab"]) and clip_rec[f"{name}_ciede2000"] > 0
+    assert record["temporal"]["naive"]["cdc"] == pytest.approx(clip_rec["temporal"]["naive"]["cdc"])
+    assert "seam_at" not in record["temporal"]["naive"]      # means carry no frame index
+
+
+def test_evaluate_frames_scores_block5_and_naive_without_the_filter():
+    from vsremaster.evaluation import temporal
+    model_r, model_c = _models()
+    frames = _frames(7)
+    cfg = protocol.EvalConfig(frames=7, mindim=32, temporal=("block5", "naive"))
+    res = protocol.evaluate_frames(frames, model_r, model_c, cfg)
+    assert set(res["temporal"]) == {"truth", "block5", "naive"} and "ours_psnr_l" not in res
+    # the clip's own metrics: those of the ground truth at processing size
+    size = protocol.processing_size(48, 64, 32)
+    rgb = protocol.to_tensor(frames, size)
+    assert res["temporal"]["truth"] == temporal.temporal_metrics(rgb.numpy())
+    assert math.isfinite(res["naive_psnr_ab"])
+    assert res["temporal"]["block5"]["cdc"] != res["temporal"]["naive"]["cdc"]
+    with pytest.raises(ValueError, match="weights"):
+        protocol.evaluate_frames(frames, model_r, model_c,
+                                 protocol.EvalConfig(frames=7, mindim=32, temporal=("ours",)))
+
+
+def test_pan_seam_scores_the_scene_and_every_output(tmp_path):
+    from vsremaster.evaluation.consistency import pan_seam
+    from vsremaster.model.checkpoint import save_checkpoint
+    model_r, model_c = _models(3)
+    weights = save_checkpoint(tmp_path / "tiny.safetensors", model_r.state_dict(),
+                              model_c.state_dict(), name="tiny-random")
+    res = pan_seam(weights, frames=9, width=48, height=32, compare=True,
+                   variants=({"chunk": 4},))
+    assert set(res) == {"scene", "ours", "ours[chunk=4]", "naive", "block5"}
+    # the scene itself is a uniform pan: every local step about 1 (a new column enters)
+    np.testing.assert_allclose(res["scene"]["steps"], [[1.0] * 4], atol=0.02)
+    for name, m in res.items():
+        (steps,) = m["steps"]
+        assert m["starts"] == [0] and len(steps) == 4, name
+        assert m["seam"] == pytest.approx(max(steps)) and m["seam_at"] == 2 + int(np.argmax(steps))
+
+
+def test_film_seam_follows_the_filters_scenes(tmp_path):
+    from vsremaster.evaluation.consistency import film_seam
+    from vsremaster.model.checkpoint import save_checkpoint
+    model_r, model_c = _models(4)
+    weights = save_checkpoint(tmp_path / "tiny.safetensors", model_r.state_dict(),
+                              model_c.state_dict(), name="tiny-random")
+    a = _frames(8, 48, 64)
+    film = np.concatenate([a, 255 - a[:, ::-1]])           # a cut at frame 8
+    video = tmp_path / "film.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for f in film:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    cv2.imwrite(str(refs / "colour.png"), a[0][..., ::-1])
+    res = film_seam(video, refs, weights, frames=16, mindim=32, compare=True)
+    assert set(res) == {"ours", "naive", "block5"}
+    for name, m in res.items():
+        assert m["starts"] == [0, 8], name                  # the filter's scenes, for all
+        assert [len(s) for s in m["steps"]] == [3, 3], name  # pairs 2..4 of each scene
+        assert m["seam_at"] in (2, 3, 4, 10, 11, 12), name   # never the cut (7 -> 8)
 
 
 def test_evaluate_command_missing_weights_fails_cleanly(tmp_path):

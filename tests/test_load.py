@@ -36,11 +36,11 @@ needs_ffmpeg = pytest.mark.skipif(subprocess.run(["which", "ffmpeg"], capture_ou
 
 @pytest.fixture(scope="module")
 def lite_weights(tmp_path_factory) -> Path:
-    """The golden weights at a quarter of the channel width: the same code, 16x faster."""
-    from conftest import golden_state_dicts
+    """The seeded weights at a quarter of the channel width: the same code, 16x faster."""
+    from conftest import seeded_state_dicts
     from vsremaster.model.checkpoint import save_checkpoint
-    path = tmp_path_factory.mktemp("lite") / "golden-lite.safetensors"
-    return save_checkpoint(path, *golden_state_dicts(0.25), name="golden-lite", width="0.25")
+    path = tmp_path_factory.mktemp("lite") / "seeded-lite.safetensors"
+    return save_checkpoint(path, *seeded_state_dicts(0.25), name="seeded-lite", width="0.25")
 
 
 def lavfi(path: Path, *sources: tuple[str, float], size: str) -> Path:

@@ -174,7 +174,7 @@ def test_scene_starts_are_the_filters(tiny):
     clip = from_arrays(grey, vs.GRAY8)
     for threshold in (None, 0.3):
         filt = build(clip, weights=tiny, mindim=32, device_index=-1, sc_threshold=threshold)
-        assert scene_starts(clip, threshold) == filt.scenes.starts
+        assert scene_starts(clip, threshold) == filt.scene_starts()
     assert scene_starts(clip, None) == [0, 9, 16]
 
 

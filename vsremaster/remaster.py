@@ -24,11 +24,13 @@ from .engine.models import shared_models
 from .engine.runner import Engine, Request
 from .frames.formats import check_format
 from .frames.sink import graph_finish, luma_only, output_format, set_props, write_planes
-from .frames.source import frame_array, frame_at, model_input, processing_size, scan_luma
+from .frames.source import (checked, frame_array, frame_at, model_input, processing_size,
+                            scan_luma)
 from .model.decoding import CONTEXTS, WINDOW_RADIUS
 from .hooks import BUILD_HOOKS
-from .planning.scenes import SceneIndex
+from .planning.scenes import ScanError, SceneIndex
 from .planning.windows import Grid
+from .references import fallback
 from .references.sets import SceneReferences
 from .references.sources import RefError, check_refs, load_bank
 from .references.synced import SyncedRefs
@@ -311,6 +313,7 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
         _fail(str(e))
     models = _load_models(weights_path, device, dtype)
 
+    clip = checked(clip)                               # colour props checked per frame
     pw, ph = processing_size(clip.width, clip.height, mindim)
     small = model_input(clip, pw, ph)
     index = SceneIndex(scan_luma(clip), sc_threshold)           # reads no frame
@@ -326,10 +329,13 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
     references = SceneReferences(bank, index, max_refs if colorize else 0, ref_mindim,
                                  limits.MAX_CANVAS_PIXELS[device.type])
     grid = Grid(index.bounds, clip.num_frames, chunk)
+    meta = getattr(models.colorize, "meta", {})
+    grey_note = fallback.note(models.name, meta) \
+        if colorize and fallback.keeps_grey(models.name, meta) else None
     engine = Engine(models, grid, references, restore=restore, colorize=colorize,
                     rgb_input=clip.format.color_family == vs.RGB, context=context,
                     step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads,
-                    window=window)
+                    window=window, grey_note=grey_note)
     return _Parts(clip, refs, small, index, bank, references, engine, models)
 
 
@@ -422,7 +428,14 @@ class _Render:
         self.source, self.compose = device_finish or (None, None)
 
     def eval(self, n: int) -> vs.VideoNode:
-        req = self.engine.request(n)
+        try:
+            req = self.engine.request(n)
+        except ScanError as e:
+            raise vs.Error(f"Remaster: clip {e}") from None
+        except vs.Error:
+            raise
+        except Exception as e:       # noqa: BLE001 - every failure reaches the user named
+            raise vs.Error(f"Remaster: frame {n}: {e}") from None
         clips = [self.blank] + ([self.source] if self.source is not None else []) \
             + [frame_at(self.small, i, n) for i in req.raw]
         return vs.core.std.ModifyFrame(self.blank, clips, functools.partial(self.frame, req=req))
@@ -447,6 +460,8 @@ class _Render:
             extra["_RemasterRefs"] = list(done.refs)
         if self.confidence_prop:
             extra["_RemasterConfidence"] = mean_confidence(done, j)
+        if done.note:
+            extra[fallback.NOTE_PROP] = done.note
         if self.source is None:
             fin = done.finished
             planes = [fin.delta[j] if fin.delta is not None else None]

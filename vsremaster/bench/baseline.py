@@ -13,6 +13,9 @@ What their inference script does, minus the disk I/O:
   `cv2.cvtColor`: this baseline is, if anything, generous to the authors.)
 Frames are uploaded per block and results downloaded per frame, as in their script.
 The frames must already be at model size (both sides multiples of 16).
+
+`measure` times it for the benchmark; `attention_memory` is its attention memory,
+computed analytically (for the sweep, at sizes where it does not fit).
 """
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ import numpy as np
 import torch
 
 from ..model import Attention, NetworkC, NetworkR
+from .config import Config
+from .inputs import Inputs, warmup_input
+from .measure import Keeper, MethodResult, measure_networks
 
 BLOCK = 5
 
@@ -81,3 +87,31 @@ def run(model_r: NetworkR, model_c: NetworkC, frames: np.ndarray, refs: np.ndarr
     finally:
         Attention.matmul_softmax = previous
     return counts
+
+
+def measure(cfg: Config, inputs: Inputs, small: Inputs, weights, keep: set[int],
+            frames: int | None = None) -> MethodResult:
+    """The baseline timed on `inputs` (its first `frames` frames if given), float32."""
+    grey = inputs.frames if frames is None else inputs.frames[:frames]
+    return measure_networks(
+        cfg, MethodResult("baseline", precision="fp32"), torch.float32, weights,
+        warmup_input(cfg, inputs, small), Keeper(keep, bgr=True),
+        lambda r, c, w: run(r, c, w.frames[:BLOCK], w.canvas, device=cfg.device),
+        lambda r, c, sink: run(r, c, grey, inputs.canvas, device=cfg.device, sink=sink))
+
+
+def attention_memory(width: int, height: int, refs: int, ref_h: int, ref_w: int,
+                     block: int = BLOCK) -> dict:
+    """The baseline's L x S attention matrices for one block, analytically (float32).
+
+    stattn1 at 1/8 (frames x refs), stattn2 at 1/16 (frames x refs), selfattn1 at 1/16
+    and selfattn2 at 1/8 (frames x frames). The authors' matmul-softmax keeps the logits
+    and the softmax output alive together: about twice the largest matrix at the peak.
+    """
+    l8 = block * (height // 8) * (width // 8)
+    l16 = block * (height // 16) * (width // 16)
+    s8 = refs * (ref_h // 8) * (ref_w // 8)
+    s16 = refs * (ref_h // 16) * (ref_w // 16)
+    sizes = {"stattn1": l8 * s8, "stattn2": l16 * s16, "selfattn1": l16 * l16, "selfattn2": l8 * l8}
+    largest = max(sizes.values()) * 4
+    return {"elements": sizes, "largest_matrix_bytes": largest, "peak_bytes": 2 * largest}

@@ -10,7 +10,8 @@ would add a fixed cost per output frame (the authors re-encode per block); leavi
 out makes this figure the cost of the window alone, and the naive method as fast as it
 can be without sharing work between windows. Attention is the library's default
 (`scaled_dot_product_attention`), the precision that of `ours`, and colour conversion
-runs on the device with the project's Lab code, like ours.
+runs on the device with the project's Lab code, like ours. `measure` times it for the
+benchmark.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ import torch
 
 from ..color.lab import model_to_rgb
 from ..model import NetworkC, NetworkR
+from .config import DTYPE_NAMES, Config
+from .inputs import Inputs, warmup_input
+from .measure import Keeper, MethodResult, measure_networks
 
 WINDOW = 15
 
@@ -64,3 +68,17 @@ def run(model_r: NetworkR, model_c: NetworkC, frames: np.ndarray, refs: np.ndarr
             if sink is not None:
                 sink(n, l_mid[0].cpu().numpy(), ab_mid.cpu().numpy(), rgb.cpu().numpy())
     return counts
+
+
+def measure(cfg: Config, inputs: Inputs, small: Inputs, weights, keep: set[int],
+            dtype: torch.dtype, only: list[int] | None) -> MethodResult:
+    """The naive window timed on `inputs` (output frames `only`, default all) in `dtype`."""
+    res = measure_networks(
+        cfg, MethodResult("naive", precision=DTYPE_NAMES[dtype]), dtype, weights,
+        warmup_input(cfg, inputs, small), Keeper(keep, chw=True),
+        lambda r, c, w: run(r, c, w.frames, w.canvas, device=cfg.device, dtype=dtype,
+                            only=[len(w.frames) // 2]),
+        lambda r, c, sink: run(r, c, inputs.frames, inputs.canvas, device=cfg.device,
+                               dtype=dtype, sink=sink, only=only))
+    res.info["output_frames_timed"] = res.frames
+    return res

@@ -14,11 +14,11 @@ def _size(text: str) -> int:
 
 
 def add_arguments(parser) -> None:
-    from ..bench.run import METHODS, PRECISIONS
+    from ..bench.config import METHODS, PRECISIONS, add_ours_options
     parser.add_argument("--width", type=_size, default=224, help="frame width (rounded down to 16; default 224)")
     parser.add_argument("--height", type=_size, default=160, help="frame height (rounded down to 16; default 160)")
     parser.add_argument("--frames", type=int, default=None,
-                        help="frames (default 30; --sweep: 64 on CUDA, 10 on a CPU)")
+                        help="frames (default 30; --sweep: 64 on CUDA, 10 on a CPU; --glue: 48)")
     parser.add_argument("--refs", type=int, default=6, help="reference images (default 6; 0: none)")
     parser.add_argument("--ref-size", type=_size, default=256,
                         help="short edge of the references in px (default 256)")
@@ -27,7 +27,8 @@ def add_arguments(parser) -> None:
                         help="ours (and naive): auto = the filter's default (fp32 on CPU); "
                              "the baseline is always fp32")
     parser.add_argument("--weights", metavar="PATH",
-                        help="weights file (default: generated golden weights, full size)")
+                        help="weights file, or 'golden': generated golden weights, full size "
+                             "(the default; --glue: the bundled lite model)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of ours,baseline,naive (default all)")
     parser.add_argument("--naive-frames", type=int, default=None, metavar="K",
@@ -39,15 +40,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--split", action="store_true",
                         help="time ours' network calls on CUDA too (synchronises; always on CPU)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic input")
+    add_ours_options(parser)
     parser.add_argument("--sweep", action="store_true",
                         help="resolution sweep 360p-1080p: ours' peak memory vs. the baseline's "
                              "attention memory")
+    parser.add_argument("--glue", action="store_true",
+                        help="the cost around the networks: the same model work (112x64, "
+                             "mindim 64) fed a 112x64 and a 1920x1080 8-bit clip through "
+                             "VapourSynth, each in its own process: both fps, their ratio, "
+                             "peak RSS")
+    parser.add_argument("--glue-format", choices=("gray8", "yuv420p8"), default="gray8",
+                        help="--glue: the clips' format (default gray8)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="--glue: VapourSynth threads (default 2)")
 
 
 def run(args) -> int:
     from pathlib import Path
 
-    from ..bench.run import METHODS, Config, main, parse_device
+    from ..bench.config import METHODS, Config, ours_options, parse_device
+    from ..bench.run import main
     try:
         device = parse_device(args.device)
     except (ValueError, RuntimeError) as e:
@@ -63,19 +75,26 @@ def run(args) -> int:
         print(f"bench: --precision {args.precision} needs a CUDA device (the filter runs fp32 "
               "on a CPU)", file=sys.stderr)
         return 2
-    if args.refs < 0 or (args.frames is not None and args.frames < 1):
-        print("bench: --refs must be >= 0 and --frames >= 1", file=sys.stderr)
+    if args.refs < 0 or (args.frames is not None and args.frames < 1) or args.threads < 1:
+        print("bench: --refs must be >= 0, --frames and --threads >= 1", file=sys.stderr)
         return 2
-    if args.weights and not Path(args.weights).is_file():
+    try:
+        ours_args, variants = ours_options(args.ours_args, args.ours_variant)
+    except ValueError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 2
+    if args.weights and args.weights != "golden" and not Path(args.weights).is_file():
         print(f"bench: --weights: {args.weights} is not a file", file=sys.stderr)
         return 2
-    cfg = Config(width=args.width, height=args.height, frames=args.frames or 30,
+    cfg = Config(width=args.width, height=args.height,
+                 frames=args.frames or (48 if args.glue else 30),
                  refs=args.refs, ref_size=args.ref_size, device=device,
                  precision=args.precision, weights=args.weights, methods=methods,
                  naive_frames=args.naive_frames, warmup=args.warmup, split=args.split,
-                 seed=args.seed)
+                 seed=args.seed, ours_args=ours_args, ours_variants=variants)
     try:
-        return main(cfg, do_sweep=args.sweep, sweep_frames=args.frames)
+        return main(cfg, do_sweep=args.sweep, sweep_frames=args.frames,
+                    glue={"fmt": args.glue_format, "threads": args.threads} if args.glue else None)
     except ValueError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 2

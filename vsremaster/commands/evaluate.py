@@ -1,8 +1,11 @@
 """`python -m vsremaster evaluate CLIP [CLIP ...]`: the paper's protocol on colour clips.
 
-Prints a table (remaster, deteriorated input, Reinhard transfer per clip), optionally the
+Prints a table (the protocol's blocks of 5, deteriorated input, Reinhard transfer, and
+with --temporal the real filter and the naive 15-frame window, per clip), the temporal
+metrics (mean |delta ab|, seam figure, CDC) of each method's output, optionally the
 reference-behaviour suite, the Spearman correlation of per-frame colour error and match
-confidence (evaluation.confidence), and one JSON line last with the mean figures.
+confidence (evaluation.confidence), and one JSON line last with the mean figures (also
+written to --json PATH).
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ def add_arguments(parser) -> None:
                         help="weights file (default: the search order of vsremaster.weights)")
     parser.add_argument("--refs-every", type=int, default=None, metavar="N",
                         help="references = every N-th frame (default: the first frame only)")
+    parser.add_argument("--no-refs", action="store_true",
+                        help="colorize without references (as Remaster(refs=None)); the "
+                             "transfer baseline is then left out")
     parser.add_argument("--frames", type=int, default=90, metavar="N",
                         help="frames read from each clip (default 90)")
     parser.add_argument("--mindim", type=int, default=320,
@@ -33,6 +39,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-confidence", action="store_true",
                         help="skip the Spearman correlation of per-frame colour error and match "
                              "confidence (it runs the protocol's model pass once more)")
+    parser.add_argument("--temporal", default="ours,block5,naive", metavar="METHODS",
+                        help="methods scored for temporal consistency, a subset of "
+                             "ours,block5,naive (default all; 'none': skip); ours = the real "
+                             "filter through VapourSynth, naive = a 15-frame window per frame")
+    from ..bench.config import add_ours_options
+    add_ours_options(parser)
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON record to PATH")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -60,8 +73,21 @@ def _json_safe(v):
 def run(args) -> int:
     import torch
 
+    from ..bench.config import ours_options
+    from ..evaluation.consistency import METHODS
     from ..evaluation.protocol import EvalConfig, evaluate_clip, summarise, table
     from ..model.checkpoint import CheckpointError, load_checkpoint
+
+    temporal = () if args.temporal.strip() in ("", "none") else \
+        tuple(m.strip() for m in args.temporal.split(",") if m.strip())
+    bad = [m for m in temporal if m not in METHODS]
+    try:
+        if bad:
+            raise ValueError(f"--temporal: unknown {bad}; choose from {','.join(METHODS)} or none")
+        ours_args, variants = ours_options(args.ours_args, args.ours_variant)
+    except ValueError as e:
+        print(f"evaluate: {e}", file=sys.stderr)
+        return 2
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -72,8 +98,9 @@ def run(args) -> int:
     except (CheckpointError, FileNotFoundError) as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
-    cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, mindim=args.mindim,
-                     chunk=args.chunk, device=device)
+    cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, no_refs=args.no_refs,
+                     mindim=args.mindim, chunk=args.chunk, device=device, temporal=temporal,
+                     weights=str(path), ours_args=ours_args, ours_variants=variants)
     t0 = time.time()
     results = []
     for clip in args.clips:
@@ -86,7 +113,8 @@ def run(args) -> int:
     print(f"weights: {path}")
     print(table(results, mean))
     record = {**mean, "weights": str(path), "clips": results,
-              "refs_every": args.refs_every, "mindim": args.mindim, "frames": args.frames,
+              "refs_every": args.refs_every, "no_refs": args.no_refs, "mindim": args.mindim,
+              "frames": args.frames,
               "seconds": round(time.time() - t0, 1)}
     if args.suite == "references":
         from ..evaluation.suites import run_suite, suite_table
@@ -107,5 +135,8 @@ def run(args) -> int:
         print("\nmatch confidence against per-frame colour error (Spearman)")
         print(confidence.table(per_clip, pooled))
         record["confidence"] = {**pooled, "clips": per_clip}
-    print(json.dumps(_json_safe(record)))
+    line = json.dumps(_json_safe(record))
+    if args.json:
+        Path(args.json).write_text(line + "\n")
+    print(line)
     return 0

@@ -1,4 +1,5 @@
-"""`python -m vsremaster info`: versions, devices and the weights that would be used."""
+"""`python -m vsremaster info`: versions, devices and the weights that would be used
+(which they are, how good, what they do without references, how to get the authors')."""
 from __future__ import annotations
 
 import platform
@@ -70,8 +71,12 @@ def devices() -> list[str]:
 
 
 def report_weights(path) -> int:
-    """Describe the weights `find_weights(path)` picks, or why there are none."""
+    """Describe the weights `find_weights(path)` picks, or why there are none: which they
+    are, their measured quality beside the release's, what happens without references,
+    and how to use the authors' weights instead."""
+    from ..cards import quality_table
     from ..model.checkpoint import FORMATS, CheckpointError, load_checkpoint, md5sum
+    from ..references import fallback
     from ..weights import AUTHORS_FILENAME, AUTHORS_MD5, WeightsNotFoundError, find_weights
     print("weights:")
     try:
@@ -90,10 +95,55 @@ def report_weights(path) -> int:
     print(f"  name:       {model_r.name}")
     print(f"  width:      {model_r.width}")
     print(f"  parameters: modelR {_count(model_r)}, modelC {_count(model_c)}")
+    authors = Path(found).name == AUTHORS_FILENAME and md5sum(found) == AUTHORS_MD5
     if Path(found).name == AUTHORS_FILENAME:
-        ok = md5sum(found) == AUTHORS_MD5
-        print(f"  md5:        {'matches' if ok else 'differs from'} the authors' release")
+        print(f"  md5:        {'matches' if authors else 'differs from'} the authors' release")
+    print(f"  in use:     {_kind(found, authors)}")
+    table = quality_table(model_r.name)
+    if table:
+        print("quality (the paper's protocol, Sec. 5.1):")
+        print(_indent("\n".join(table)))
+    meta = getattr(model_c, "meta", {})
+    if fallback.keeps_grey(model_r.name, meta):
+        print(f"without references: scenes stay grey (prop {fallback.NOTE_PROP}): "
+              f"{fallback.why_grey(model_r.name, meta)}")
+    else:
+        print("without references: the colorization network colours scenes from its own guess")
+    if not authors:
+        print(_authors_steps())
     return 0
+
+
+def _kind(found, authors: bool) -> str:
+    """Which weights these are, in words."""
+    from ..weights import bundled_dirs
+    if authors:
+        return "the authors' released weights (CC BY-NC-SA 4.0)"
+    if Path(found).resolve().parent in {d.resolve() for d in bundled_dirs()}:
+        return ("the model bundled with vsremaster: small, trained by this project "
+                "(models/README.md), far weaker than the authors' release")
+    return "weights that are neither the bundled model nor the authors' release"
+
+
+def _authors_steps() -> str:
+    """The exact steps to use the authors' remasternet.pth.tar instead."""
+    import os
+    from ..weights import (AUTHORS_FILENAME, AUTHORS_MD5, AUTHORS_URL, ENV_WEIGHTS,
+                           user_data_dir)
+    dest = user_data_dir() / AUTHORS_FILENAME
+    lines = [f"to use the authors' {AUTHORS_FILENAME} instead (CC BY-NC-SA 4.0: "
+             "non-commercial use, 245 MB):",
+             "  1. python -m vsremaster fetch",
+             f"     downloads {AUTHORS_URL}",
+             f"     to {dest}, resuming an interrupted download and checking MD5 {AUTHORS_MD5};",
+             "     or download it yourself, check that MD5 and save it as that file",
+             "  2. python -m vsremaster info",
+             f"     now names {AUTHORS_FILENAME}: the user data folder is searched before the "
+             "bundled models"]
+    if os.environ.get(ENV_WEIGHTS):
+        lines.append(f"     (unset {ENV_WEIGHTS} first: it is searched before both)")
+    lines.append(f"  or point weights= (one script) or {ENV_WEIGHTS} (every script) at the file")
+    return "\n".join(lines)
 
 
 def _count(model) -> str:

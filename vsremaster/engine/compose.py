@@ -20,7 +20,8 @@ import vapoursynth as vs
 from ..color import model_to_rgb, rgb_to_model
 from ..color.compose import upscale
 from ..color.ycbcr import dequantize, quantize, rgb_to_ycbcr
-from ..frames.sink import colour_of, output_props
+from ..frames.formats import output_props
+from ..frames.sink import colour_of
 from .runner import CellResult
 
 _TORCH_TYPES = {(vs.INTEGER, 1): torch.uint8, (vs.INTEGER, 2): torch.int16,
@@ -57,8 +58,9 @@ class DeviceComposer:
                 stream.synchronize()
         for p in range(dst.format.num_planes):
             np.copyto(np.asarray(dst[p]), host[p].numpy().view(np.asarray(dst[p]).dtype))
-        return output_props(self.out, matrix, full) if done.finished.ab is not None \
-            or self.rgb_input else {}
+        composed = done.finished.ab is not None or self.rgb_input
+        full = full or self.out.sample_type == vs.FLOAT          # float samples: full range
+        return output_props(self.out, matrix, full, composed) if composed else {}
 
     def _buffers(self, src: vs.VideoFrame, dst: vs.VideoFrame):
         """Per-thread staging buffers (pinned on CUDA) and stream, made once."""

@@ -41,6 +41,7 @@ class CellResult:
     finished: Finished
     refs: tuple[int, ...]
     ready: object = None        # a CUDA event: the tensors are complete once it has passed
+    note: str | None = None     # why the cell was kept grey (references.fallback)
 
     @property
     def nbytes(self) -> int:
@@ -76,19 +77,28 @@ class Engine:
     def __init__(self, models: Models, grid: Grid, references, *, restore: bool,
                  colorize: bool, rgb_input: bool, context: str = "frame", step: int = 8,
                  threads: int = 1, cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30,
-                 window: int = WINDOW_RADIUS, confidence: bool = False):
+                 window: int = WINDOW_RADIUS, grey_note: str | None = None,
+                 confidence: bool = False):
         """references: (scene start, scene stop) -> (bank indices, canvas or None);
         step: most frames per push through the networks (memory); cache_bytes /
         state_bytes: bounds of the finished-cell and stream-state caches; window: frames
-        each side a self attention sees; confidence: finish each frame's match confidence
-        too (`enable_confidence` turns it on later)."""
+        each side a self attention sees; grey_note: when given, scenes without references
+        are kept grey (neutral ab, no colorization) and their frames say `grey_note`;
+        confidence: finish each frame's match confidence too (`enable_confidence` turns
+        it on later)."""
         self.models, self.grid, self.references = models, grid, references
         self.colorize, self.rgb_input = colorize, rgb_input
-        batch = 1 if models.device.type == "cpu" else 8
+        # fixed frames per call (CPU 4: measured 1.7x faster than one frame per call for
+        # NetworkR at 224x160 on 2 cores; CUDA 8); zero frames pad the last call
+        batch = 4 if models.device.type == "cpu" else 8
         self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
                                   batch=batch, window=window,
                                   chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop),
                                   confidence=confidence)
+        # a scene kept grey goes through restoration only (its confidence is 0)
+        self.grey_note = grey_note if colorize else None
+        self.grey_stream = SceneStream(models, restore=restore, colorize=False, batch=batch) \
+            if self.grey_note else None
         self.step = max(1, step)
         # VapourSynth's threads keep about this many cells in flight at once; one push
         # finishes up to lag frames' worth of cells more (a scene's end, a cold start)
@@ -123,6 +133,10 @@ class Engine:
             for slot in self._slots.values():
                 slot.result = None
 
+    def _stream_for(self, refs: tuple) -> SceneStream:
+        """The stream of a scene with references `refs` (grey scenes: restoration only)."""
+        return self.grey_stream if self.grey_note and not refs[0] else self.stream
+
     # -- planning (cheap; no model lock) ------------------------------------------
     def request(self, n: int) -> Request:
         """Plan frame n: its cell's result if at hand, else the raw frames to compute it.
@@ -138,20 +152,23 @@ class Engine:
         done = slot.result or self.results.get(cell.start)
         if done is not None:
             return Request(cell, slot, done)
-        state = self.states.get(cell.start)
-        piece = self._piece(cell)
-        start = piece.start if state is not None else self._cold_start(cell)
         # chosen here, outside the model lock: a synchronised refs clip is read now
         refs = self.references(cell.scene_start, cell.scene_stop) if self.colorize else ((), None)
+        lag = self._stream_for(refs).lag
+        state = self.states.get(cell.start)
+        piece = self._piece(cell, lag)
+        start = piece.start if state is not None else self._cold_start(cell, lag)
         return Request(cell, slot, None, state, range(start, piece.stop), refs)
 
-    def _piece(self, cell: Cell) -> range:
+    @staticmethod
+    def _piece(cell: Cell, lag: int) -> range:
         """The source frames pushed to finish `cell` after the cell before it."""
         stop = cell.scene_stop
-        return range(min(cell.start + self.lag, stop), min(cell.stop + self.lag, stop))
+        return range(min(cell.start + lag, stop), min(cell.stop + lag, stop))
 
-    def _cold_start(self, cell: Cell) -> int:
-        return max(cell.scene_start, cell.start - self.lag)
+    @staticmethod
+    def _cold_start(cell: Cell, lag: int) -> int:
+        return max(cell.scene_start, cell.start - lag)
 
     # -- computing (with the raw frames the request listed) --------------------------
     def result(self, req: Request, raw: dict[int, np.ndarray]) -> CellResult:
@@ -195,16 +212,21 @@ class Engine:
 
     def _compute(self, req: Request, raw: dict[int, np.ndarray]) -> CellResult:
         cell = req.cell
+        stream = self._stream_for(req.refs)
         state = req.state or self.states.get(cell.start)
-        piece = self._piece(cell)
+        piece = self._piece(cell, stream.lag)
         if state is None:
-            start = self._cold_start(cell)
-            state = self.stream.begin(start, start == cell.scene_start)
+            start = self._cold_start(cell, stream.lag)
+            state = stream.begin(start, start == cell.scene_start)
             piece = range(start, piece.stop)
             self.runs["cold"] += 1
-        key, refs = self._ref_encoding(*req.refs)
+        key, refs = self._ref_encoding(*req.refs) if stream is self.stream else ((), None)
         l = self._to_l([raw[i] for i in piece]) if len(piece) else None
-        state, fin = self._push(state, l, refs, piece.stop == cell.scene_stop)
+        state, fin = self._push(stream, state, l, refs, piece.stop == cell.scene_stop)
+        note = None
+        if stream is not self.stream:
+            fin = fin.neutral(self._size, self.models.device, self.stream.confidence)
+            note = self.grey_note
         self.runs["push"] += 1
         self.runs["frames"] += len(piece)
         if not state.finished:
@@ -220,7 +242,7 @@ class Engine:
         while at < fin.start + fin.length:
             c = self.grid.cell_of(at)
             if c.start >= at and c.stop <= fin.start + fin.length:
-                result = CellResult(c, fin.part(c.start, c.stop).own(), key, ready)
+                result = CellResult(c, fin.part(c.start, c.stop).own(), key, ready, note)
                 self.results.put(c.start, result)
                 got = result if c.start == cell.start else got
             at = c.stop
@@ -228,12 +250,12 @@ class Engine:
             raise RuntimeError(f"frames {cell.start}-{cell.stop - 1} were not finished")
         return got
 
-    def _push(self, state: SceneState, l, refs, last: bool):
+    def _push(self, stream: SceneStream, state: SceneState, l, refs, last: bool):
         """Push; out of memory, again from the same state in steps half as long (the
         bits are the same), down to one frame; then OutOfMemory."""
         while True:
             try:
-                return self.stream.push(state, l, refs, last, self.step)
+                return stream.push(state, l, refs, last, self.step)
             except Exception as e:         # noqa: BLE001 - only allocation failures retry
                 if not is_out_of_memory(e):
                     raise
@@ -248,6 +270,7 @@ class Engine:
     def _to_l(self, frames: list[np.ndarray]) -> torch.Tensor:
         """Raw model-size frames ([h, w] luma or [3, h, w] RGB) -> model L [T, 1, h, w]."""
         x = torch.from_numpy(np.stack(frames)).to(self.models.device, non_blocking=True)
+        self._size = tuple(x.shape[-2:])                 # model size, for grey scenes' ab
         x = torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=0.0)
         if self.rgb_input:
             return rgb_to_model(x)[0]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model import RefEncoding
+from ..references.fallback import NEUTRAL_AB
 from ..model.decoding import WINDOW_RADIUS, DecoderStream
 from ..model.streaming import ChainState, RestorationStream, StreamState, per_frame
 from .models import Models
@@ -40,6 +41,14 @@ class Finished:
         a, b = start - self.start, stop - self.start
         return Finished(start, stop - start, *(None if t is None else t[a:b]
                                                for t in self.tensors))
+
+    def neutral(self, size: tuple[int, int], device, confidence: bool = False) -> "Finished":
+        """The same frames with neutral colour (a* = b* = 0) as their ab, at model size;
+        with `confidence`, a confidence of 0 (nothing was matched)."""
+        ab = torch.full((self.length, 2, *size), NEUTRAL_AB, device=device)
+        conf = torch.zeros(self.length, 1, size[0] // 8, size[1] // 8, device=device) \
+            if confidence else None
+        return Finished(self.start, self.length, self.delta, ab, conf)
 
     def own(self) -> "Finished":
         """A copy holding only its own frames (a slice would keep the whole push alive)."""

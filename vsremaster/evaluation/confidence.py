@@ -74,8 +74,8 @@ def confidence_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig) -> 
     det = Deteriorator(make_bank(seed=cfg.seed))
     grey = torch.from_numpy(det.deteriorate(l_true[:, 0].numpy(), np.random.default_rng(cfg.seed),
                                             cfg.settings))[:, None]
-    refs = reference_canvas([frames[i].astype(np.float32) / 255.0
-                             for i in reference_indices(len(frames), cfg.refs_every)])
+    refs = None if cfg.no_refs else reference_canvas(
+        [frames[i].astype(np.float32) / 255.0 for i in reference_indices(len(frames), cfg.refs_every)])
     l_pred, ab_pred = remaster(model_r, model_c, grey, refs, cfg.chunk, cfg.device)
     conf = frame_confidence(model_c, l_pred, refs, cfg.device)
     rms, de = frame_errors(l_true, ab_pred, ab_true, rgb)

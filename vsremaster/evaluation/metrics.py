@@ -22,6 +22,11 @@ def psnr(a, b, peak: float = 1.0) -> float:
     return math.inf if m == 0 else 10.0 * math.log10(peak * peak / m)
 
 
+def mean_abs_error(a, b) -> float:
+    """Mean absolute difference over all elements."""
+    return float(torch.mean(torch.abs(_t(a).double() - _t(b).double())))
+
+
 def psnr_from_mse(m: float, peak: float = 1.0) -> float:
     return math.inf if m == 0 else 10.0 * math.log10(peak * peak / m)
 

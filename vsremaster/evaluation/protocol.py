@@ -6,14 +6,19 @@
    settings (`deterioration.EVALUATION`, seeded).
 3. Remaster: the restoration network, then the colorization network, on consecutive
    chunks of 5 frames, with references = the first frame (default) or every N-th frame
-   (`refs_every`), placed on a 256-short-edge canvas as the official script does.
+   (`refs_every`), placed on a 256-short-edge canvas as the official script does; or
+   none (`no_refs`: what `Remaster(refs=None)` asks of the model).
 4. Score PSNR on L (restoration), on ab (colorization; model ab units in [0, 1]), on all
-   channels (sRGB in [0, 1]), and mean CIEDE2000, against two baselines in the same run:
+   channels (sRGB in [0, 1]), mean CIEDE2000 and mean |ab error| (CIELAB a*, b* units),
+   against two baselines in the same run:
    - `input`: the deteriorated grey clip as it is (neutral ab);
-   - `transfer`: Reinhard et al. 2001 global colour transfer from the references onto the
+   - `transfer` (not with `no_refs`): Reinhard et al. 2001 global colour transfer from the references onto the
      deteriorated grey clip (per-channel mean/std matching, in CIELAB rather than the
      paper's l-alpha-beta; on a grey frame a*b* have no spread, so it paints the
      references' mean colour, and L* gets the references' mean and contrast).
+5. With `temporal` methods (`consistency`): the same clip through the real filter
+   (`ours`) and the naive 15-frame window as well, scored the same way, and the
+   temporal metrics (`temporal`) of every method's output and of the clip itself.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from kornia.color import rgb_to_lab
 from ..color.lab import model_to_ab, model_to_rgb, rgb_to_model
 from ..training.data import read_video
 from ..training.deterioration import EVALUATION, EVALUATION_SEED, Deteriorator, Settings, make_bank
-from .metrics import mean_ciede2000, psnr
+from .metrics import mean_abs_error, mean_ciede2000, psnr
 
 REF_SHORT_EDGE = 256
 NEUTRAL_AB = 128.0 / 255.0
@@ -38,11 +43,17 @@ NEUTRAL_AB = 128.0 / 255.0
 class EvalConfig:
     frames: int = 90
     refs_every: int | None = None       # None: the first frame only
+    no_refs: bool = False               # colorize without any reference
     mindim: int = 320
     chunk: int = 5
     device: str = "cpu"
     seed: int = EVALUATION_SEED
     settings: Settings = field(default_factory=lambda: EVALUATION)
+    #: methods scored for temporal consistency (`consistency.METHODS`; () for none)
+    temporal: tuple[str, ...] = ()
+    weights: str | None = None          # the weights file (the filter loads it itself)
+    ours_args: dict = field(default_factory=dict)          # extra filter arguments
+    ours_variants: tuple[dict, ...] = ()                   # more ours runs, each with these
 
 
 def processing_size(h: int, w: int, mindim: int = 320) -> tuple[int, int]:
@@ -121,13 +132,15 @@ def reinhard_transfer(grey: torch.Tensor, refs: list[np.ndarray]) -> tuple[torch
 
 def score(l_pred: torch.Tensor, ab_pred: torch.Tensor, rgb_true: torch.Tensor,
           l_true: torch.Tensor, ab_true: torch.Tensor) -> dict:
-    """PSNR on L, ab, RGB and mean CIEDE2000 of one prediction (all [T, C, H, W])."""
+    """PSNR on L, ab, RGB, mean CIEDE2000 and mean |ab error| of one prediction
+    (all [T, C, H, W]); the ab error is in CIELAB units, over a* and b* alike."""
     rgb_pred = model_to_rgb(l_pred, ab_pred)
     lab_pred = torch.cat([l_pred.clamp(0, 1) * 100.0, model_to_ab(ab_pred)], dim=1)
     lab_true = rgb_to_lab(rgb_true)
     return {"psnr_l": psnr(l_pred, l_true), "psnr_ab": psnr(ab_pred, ab_true),
             "psnr_all": psnr(rgb_pred, rgb_true),
-            "ciede2000": mean_ciede2000(lab_pred, lab_true, dim=1)}
+            "ciede2000": mean_ciede2000(lab_pred, lab_true, dim=1),
+            "ab_error": mean_abs_error(lab_pred[:, 1:], lab_true[:, 1:])}
 
 
 def reference_indices(n: int, refs_every: int | None) -> list[int]:
@@ -143,17 +156,24 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
     det = deteriorator or Deteriorator(make_bank(seed=cfg.seed))
     grey = torch.from_numpy(det.deteriorate(l_true[:, 0].numpy(), np.random.default_rng(cfg.seed),
                                             cfg.settings))[:, None]
-    ref_frames = [frames[i].astype(np.float32) / 255.0
-                  for i in reference_indices(len(frames), cfg.refs_every)]
-    refs = reference_canvas(ref_frames)
+    ref_frames = [] if cfg.no_refs else [frames[i].astype(np.float32) / 255.0
+                                         for i in reference_indices(len(frames), cfg.refs_every)]
+    refs = reference_canvas(ref_frames) if ref_frames else None
     l_pred, ab_pred = remaster(model_r, model_c, grey, refs, cfg.chunk, cfg.device)
     res = score(l_pred, ab_pred, rgb, l_true, ab_true)
     base = score(grey, torch.full_like(ab_true, NEUTRAL_AB), rgb, l_true, ab_true)
-    tl, tab = reinhard_transfer(grey, ref_frames)
-    trans = score(tl, tab, rgb, l_true, ab_true)
     res.update({f"input_{k}": v for k, v in base.items()})
-    res.update({f"transfer_{k}": v for k, v in trans.items()})
+    if ref_frames:                      # the transfer needs references to transfer from
+        tl, tab = reinhard_transfer(grey, ref_frames)
+        trans = score(tl, tab, rgb, l_true, ab_true)
+        res.update({f"transfer_{k}": v for k, v in trans.items()})
     res.update(frames=int(len(frames)), height=size[0], width=size[1], refs=len(ref_frames))
+    if cfg.temporal:
+        from .consistency import evaluate_methods
+        refs_u8 = [frames[i] for i in reference_indices(len(frames), cfg.refs_every)]
+        res.update(evaluate_methods(cfg, model_r, model_c, grey, refs, refs_u8,
+                                    (l_pred, ab_pred), rgb,
+                                    lambda l, ab: score(l, ab, rgb, l_true, ab_true)))
     return res
 
 
@@ -164,23 +184,65 @@ def evaluate_clip(path, model_r, model_c, cfg: EvalConfig) -> dict:
     return res
 
 
-METRIC_KEYS = ("psnr_l", "input_psnr_l", "transfer_psnr_l", "psnr_ab", "input_psnr_ab",
-               "transfer_psnr_ab", "psnr_all", "input_psnr_all", "transfer_psnr_all",
-               "ciede2000", "input_ciede2000", "transfer_ciede2000")
+METRIC_KEYS = tuple(f"{p}{m}" for m in ("psnr_l", "psnr_ab", "psnr_all", "ciede2000", "ab_error")
+                    for p in ("", "input_", "transfer_"))
+
+
+SCORES = ("psnr_l", "psnr_ab", "psnr_all", "ciede2000")
+
+
+def _methods(r: dict) -> list[tuple[str, str]]:
+    """(label, key prefix) of every scored method in a result, the protocol's first."""
+    extra = [k[:-len("_psnr_l")] for k in r if k.endswith("_psnr_l")
+             and k[:-len("_psnr_l")] not in ("input", "transfer")]
+    return [("block5", ""), ("input", "input_"), ("transfer", "transfer_")] + \
+        [(m, m + "_") for m in extra]
 
 
 def summarise(results: list[dict]) -> dict:
-    """Mean of every metric over clips (a clip with infinite PSNR keeps the mean infinite)."""
-    return {k: float(np.mean([r[k] for r in results])) for k in METRIC_KEYS}
+    """Mean of every metric all clips have (no `transfer_*` without references) over
+    clips (a clip with infinite PSNR keeps the mean infinite); the temporal metrics under
+    `temporal` (NaN where a clip had none)."""
+    keys = list(METRIC_KEYS) + [p + k for _, p in _methods(results[0])[3:] for k in SCORES]
+    mean = {k: float(np.mean([r[k] for r in results])) for k in keys
+            if all(k in r for r in results)}
+    if all("temporal" in r for r in results):
+        methods = results[0]["temporal"]
+        mean["temporal"] = {m: {k: float(np.nanmean([r["temporal"][m][k] for r in results]))
+                                for k in methods[m] if k != "seam_at"} for m in methods}
+    return mean
 
 
 def table(results: list[dict], mean: dict | None = None) -> str:
-    """A plain-text table: one row per clip and method (ours, input, transfer)."""
-    head = f"{'clip':<26} {'method':<9} {'PSNR L':>7} {'PSNR ab':>8} {'PSNR all':>9} {'dE00':>6}"
+    """A plain-text table: one row per clip and method (block5 = the protocol's blocks of
+    5, input, transfer if any, then ours and naive when scored)."""
+    head = (f"{'clip':<26} {'method':<9} {'PSNR L':>7} {'PSNR ab':>8} {'PSNR all':>9} "
+            f"{'dE00':>6} {'|ab err|':>8}")
     lines = [head, "-" * len(head)]
     rows = [(r["clip"], r) for r in results] + ([("mean", mean)] if mean and len(results) > 1 else [])
     for name, r in rows:
-        for method, p in (("remaster", ""), ("input", "input_"), ("transfer", "transfer_")):
+        for method, p in _methods(r):
+            if p + "psnr_l" not in r:
+                continue
+            err = r.get(p + "ab_error")
             lines.append(f"{name[:26]:<26} {method:<9} {r[p + 'psnr_l']:>7.2f} "
-                         f"{r[p + 'psnr_ab']:>8.2f} {r[p + 'psnr_all']:>9.2f} {r[p + 'ciede2000']:>6.2f}")
+                         f"{r[p + 'psnr_ab']:>8.2f} {r[p + 'psnr_all']:>9.2f} "
+                         f"{r[p + 'ciede2000']:>6.2f} {'-' if err is None else f'{err:.2f}':>8}")
+    if any("temporal" in r for _, r in rows):
+        lines += ["", temporal_table(rows)]
+    return "\n".join(lines)
+
+
+def temporal_table(rows: list[tuple[str, dict]]) -> str:
+    """Mean |delta ab| per pair, seam figure (largest local step, at pair t -> t+1) and CDC
+    per clip and method."""
+    head = (f"{'clip':<26} {'method':<9} {'mean|dab|':>9} {'seam':>7} {'at':>4} {'CDC':>8} "
+            f"{'CDC d1':>8} {'CDC d2':>8} {'CDC d4':>8}")
+    lines = [head, "-" * len(head)]
+    for name, r in rows:
+        for method, m in r.get("temporal", {}).items():
+            at = m.get("seam_at")
+            lines.append(f"{name[:26]:<26} {method:<9} {m['mean_dab']:>9.4f} {m['seam']:>7.3f} "
+                         f"{'-' if at is None else at:>4} {m['cdc']:>8.5f} {m['cdc_d1']:>8.5f} "
+                         f"{m['cdc_d2']:>8.5f} {m['cdc_d4']:>8.5f}")
     return "\n".join(lines)

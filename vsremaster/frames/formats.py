@@ -46,19 +46,32 @@ def _code(props, key: str, allowed, words: str) -> int | None:
     if value is not None and value not in allowed:
         raise PropError(f"{key} is {value}; allowed: {words}")
     return value
+RGB_MATRIX = 0
+#: What the filter composes its colour output in: CIE Lab (D65) converted to sRGB, whose
+#: primaries are BT.709's and whose transfer is IEC 61966-2-1 (H.273 code points).
+SRGB_PRIMARIES = 1
+SRGB_TRANSFER = 13
+
+
+def stored_keys(props) -> set[str]:
+    """The props a frame really holds. R81's FrameProps also answers to `_ColorRange`, the
+    deprecated name of `_Range` (0 = full), as an alias with a DeprecationWarning:
+    `"_ColorRange" in props` is true whenever `_Range` is set, and deleting it deletes
+    `_Range`. Older cores stored `_ColorRange` as a key of its own."""
+    return set(props.keys())
 
 
 def is_full_range(props, family: vs.ColorFamily) -> bool:
-    """Range from `_Range` (R74+: 1 = full) or legacy `_ColorRange` (0 = full).
+    """Range from `_Range` (1 = full, 0 = limited) or, where a core stored it, the
+    deprecated `_ColorRange` (0 = full, 1 = limited).
 
     Default: full for RGB, limited for GRAY/YUV. PropError for other types or values.
     """
-    rng = _code(props, "_Range", (0, 1), "0 (limited) or 1 (full)")
-    if rng is not None:
-        return rng == 1
-    legacy = _code(props, "_ColorRange", (0, 1), "0 (full) or 1 (limited)")
-    if legacy is not None:
-        return legacy == 0
+    keys = stored_keys(props)
+    if "_Range" in keys:
+        return _code(props, "_Range", (0, 1), "0 (limited) or 1 (full)") == 1
+    if "_ColorRange" in keys:
+        return _code(props, "_ColorRange", (0, 1), "0 (full) or 1 (limited)") == 0
     return family == vs.RGB
 
 
@@ -105,11 +118,23 @@ def _ranges(codes) -> str:
     return ", ".join(parts)
 
 
-def mark_full_range(props) -> None:
-    """Mark a frame as full range (the legacy `_ColorRange` would contradict it: dropped)."""
-    props["_Range"] = 1
-    if "_ColorRange" in props:
-        del props["_ColorRange"]
+def output_props(out_format: vs.VideoFormat, matrix: int, full_range: bool,
+                 composed: bool) -> dict:
+    """The colour props of a frame the filter outputs in `out_format`.
+
+    matrix, full_range: what the filter converted YUV output with. composed: whether the
+    frame was composed in Lab and converted to sRGB (colorizing, or RGB input); if not
+    (a luma-only restoration), the input's primaries and transfer still describe it and
+    are left as they are. GRAY output keeps its `_Matrix` as well.
+    """
+    props = {"_Range": int(vs.RANGE_FULL if full_range else vs.RANGE_LIMITED)}
+    if out_format.color_family == vs.RGB:
+        props["_Matrix"] = RGB_MATRIX
+    elif out_format.color_family == vs.YUV:
+        props["_Matrix"] = int(matrix)
+    if composed:
+        props.update(_Primaries=SRGB_PRIMARIES, _Transfer=SRGB_TRANSFER)
+    return props
 
 
 #: What `check_format` accepts, in words (error messages end with it).

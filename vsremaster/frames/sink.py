@@ -14,10 +14,10 @@ import vapoursynth as vs
 
 from ..color.expr import compose_linear_rgb, lab_of_linear_rgb
 from ..color.ycbcr import supported_matrix
-from .formats import check_color_props, is_full_range, matrix_of
+from .formats import check_color_props, is_full_range, matrix_of, output_props, stored_keys
 from .source import full_size_l, luma
 
-#: Output colour description of composed RGB: BT.709 primaries, the sRGB curve.
+#: Colour description codes: BT.709 primaries, the sRGB curve, linear light.
 PRIMARIES_BT709, TRANSFER_SRGB, TRANSFER_LINEAR = 1, 13, 8
 #: Props the filter adds to every frame (copied from the results to the output).
 OWN_PROPS = ["_RemasterScene", "_RemasterRefs", "_RemasterModel", "_RemasterNote",
@@ -42,14 +42,6 @@ def colour_of(props, family: vs.ColorFamily) -> tuple[int, bool]:
     return matrix, is_full_range(props, family)
 
 
-def output_props(out: vs.VideoFormat, matrix: int, full_range: bool) -> dict:
-    """Colour props that describe composed output in format `out`."""
-    full = full_range or out.sample_type == vs.FLOAT
-    return {"_Primaries": PRIMARIES_BT709, "_Transfer": TRANSFER_SRGB,
-            "_Matrix": 0 if out.color_family == vs.RGB else matrix,
-            "_Range": vs.RANGE_FULL if full else vs.RANGE_LIMITED}
-
-
 def write_planes(frame: vs.VideoFrame, data) -> None:
     """Copy [P, H, W] samples (any array) into a writable frame's planes."""
     for p in range(frame.format.num_planes):
@@ -61,8 +53,8 @@ def set_props(frame: vs.VideoFrame, source_props, extra: dict) -> None:
     props = frame.props
     for key in source_props.keys():
         props[key] = source_props[key]
-    if "_Range" in extra and "_ColorRange" in props:
-        del props["_ColorRange"]        # the legacy prop would contradict the new one
+    if "_Range" in extra and "_ColorRange" in stored_keys(props):
+        del props["_ColorRange"]        # an older core's own key; `_Range` says it now
     for key, value in extra.items():
         props[key] = value
 

@@ -4,11 +4,28 @@ from __future__ import annotations
 import numpy as np
 import vapoursynth as vs
 
+from .formats import PropError, check_color_props
+
 
 def processing_size(width: int, height: int, mindim: int) -> tuple[int, int]:
     """(width, height) with the short edge at `mindim`, both rounded down to multiples of 16."""
     scale = mindim / min(width, height)
     return (max(16, int(width * scale) // 16 * 16), max(16, int(height * scale) // 16 * 16))
+
+
+def checked(clip: vs.VideoNode) -> vs.VideoNode:
+    """The clip, each frame's colour props checked before anything reads the frame: a
+    prop the filter or the resizer cannot use is `vs.Error("Remaster: clip frame N: ...")`
+    instead of a resizer's message (the check costs a dict lookup per frame)."""
+    family = clip.format.color_family
+
+    def check(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        try:
+            check_color_props(f.props, family)
+        except PropError as e:
+            raise vs.Error(f"Remaster: clip frame {n}: {e}") from None
+        return f
+    return vs.core.std.ModifyFrame(clip, clip, check)
 
 
 def luma(clip: vs.VideoNode) -> vs.VideoNode:

@@ -457,8 +457,9 @@ def load_checkpoint(path, device="cpu", expected_md5: str | None = None
     """Build both networks from a weights file, in eval mode on `device`.
 
     `expected_md5` insists on one exact file (e.g. the authors' release). Both models get
-    `.name` (the stored name, else the file name) and `.width`. To search the usual
-    places for a file, use `vsremaster.weights.load_weights`.
+    `.name` (the stored name, else the file name), `.width` and `.meta` (the file's
+    metadata, see `read_state_dicts`). To search the usual places for a file, use
+    `vsremaster.weights.load_weights`.
     """
     if path is None:
         raise TypeError("load_checkpoint needs a weights file; "
@@ -472,6 +473,6 @@ def load_checkpoint(path, device="cpu", expected_md5: str | None = None
     for label, cls, state in (("modelR", NetworkR, state_r), ("modelC", NetworkC, state_c)):
         model = cls(width)
         model.load_state_dict(state)
-        model.name, model.width = meta["name"], width
+        model.name, model.width, model.meta = meta["name"], width, meta
         models.append(model.eval().to(device))
     return models[0], models[1]

@@ -280,4 +280,13 @@ class SceneIndex:
         try:
             return clip.get_frame(i)
         except vs.Error as e:
-            raise ScanError(n, str(e)) from None
+            raise ScanError(n, "could not be read while scanning for scenes "
+                               f"({last_line(e)})") from None
+
+
+def last_line(error: BaseException) -> str:
+    """The message of an error VapourSynth passed up from a frame request, without the
+    traceback it puts before a Python filter's error."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else ""
+    return text.split("vapoursynth.Error: ", 1)[-1].strip()

@@ -1,0 +1,155 @@
+"""The protocol's clip remastered three ways, scored for temporal consistency.
+
+On the protocol's inputs (the deteriorated grey clip at processing size, the same
+reference frames, the same weights), beside its block-of-5 path:
+- `ours`: the real filter (`vsremaster.remaster.build`) through VapourSynth over a GRAYS
+  clip of the deteriorated L, the references as lossless PNG files (short edge 256 on
+  the canvas, as the protocol), one scene, float32 (`fp16=False`, as the protocol's
+  networks run) unless the filter arguments say otherwise; scored from its RGB output;
+- `block5`: the protocol's path (the networks on consecutive blocks of 5);
+- `naive`: a centred 15-frame window per output frame (`vsremaster.bench.naive`);
+- `truth`: the colour clip itself (the motion's own chroma change, for scale).
+Each gets the metrics of `temporal` on its RGB output; ours and naive (and any ours
+variant with extra filter arguments, `ours[key=value]`) also get the protocol's PSNR
+and CIEDE2000, under `<method>_psnr_l` etc.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..bench.config import variant_name
+from ..color.lab import model_to_rgb, rgb_to_model
+from .temporal import scene_bounds, temporal_metrics
+
+METHODS = ("ours", "block5", "naive")
+
+
+def naive_window(model_r, model_c, grey: torch.Tensor, refs: torch.Tensor | None,
+                 device="cpu", starts=(0,)) -> tuple[torch.Tensor, torch.Tensor]:
+    """grey L [T, 1, H, W] -> (L [T, 1, H, W], ab [T, 2, H, W]), one centred 15-frame
+    window per output frame (edge-replicated at the bounds of its scene), float32."""
+    from ..bench import naive
+    ls, abs_ = {}, {}
+    frames = grey[:, 0].numpy().astype(np.float32)
+    for first, end in scene_bounds(len(frames), starts):
+        def keep(n, l, ab, rgb, first=first):
+            ls[first + n], abs_[first + n] = l, ab
+
+        naive.run(model_r.float(), model_c.float(), frames[first:end],
+                  None if refs is None else refs.numpy(), device=torch.device(device),
+                  sink=keep)
+    order = range(len(grey))
+    return (torch.from_numpy(np.stack([ls[i] for i in order]))[:, None],
+            torch.from_numpy(np.stack([abs_[i] for i in order])))
+
+
+def ours_filter(grey: torch.Tensor, ref_frames: list[np.ndarray], weights, device="cpu",
+                scenes: list | None = None, **filter_args) -> torch.Tensor:
+    """grey L [T, 1, H, W] -> the filter's sRGB output [T, 3, H, W]; `ref_frames`: uint8
+    RGB images [h, w, 3] (written as PNG files for the filter). One scene, unless
+    `scenes` is a list: then the filter detects scenes and their starts go there."""
+    from ..bench.inputs import write_refs
+    from ..bench.ours import render
+    with tempfile.TemporaryDirectory(prefix="vsremaster-eval-") as tmp:
+        paths = write_refs(ref_frames, Path(tmp))
+        rgb = render(grey[:, 0].numpy().astype(np.float32), paths, weights, device=device,
+                     one_scene=scenes is None, scenes=scenes,
+                     **{"fp16": False, **filter_args})
+    return torch.from_numpy(rgb)
+
+
+def evaluate_methods(cfg, model_r, model_c, grey: torch.Tensor, refs: torch.Tensor | None,
+                     ref_frames: list[np.ndarray], block5: tuple[torch.Tensor, torch.Tensor],
+                     truth_rgb: torch.Tensor, score) -> dict:
+    """The figures of `cfg.temporal`'s methods; `score(l, ab)`: the protocol's PSNR and
+    CIEDE2000 of a prediction (model units) against the clip."""
+    rgbs = {"truth": truth_rgb}
+    out: dict = {}
+    if "ours" in cfg.temporal:
+        if cfg.weights is None:
+            raise ValueError("the ours method needs the weights file (EvalConfig.weights)")
+        runs = [("ours", {})] + [(variant_name(v), v) for v in cfg.ours_variants]
+        for name, extra in runs:
+            rgb = ours_filter(grey, ref_frames, cfg.weights, cfg.device,
+                              **{**cfg.ours_args, **extra})
+            l, ab = rgb_to_model(rgb)
+            out.update({f"{name}_{k}": v for k, v in score(l, ab).items()})
+            rgbs[name] = rgb
+    if "block5" in cfg.temporal:
+        rgbs["block5"] = model_to_rgb(*block5)
+    if "naive" in cfg.temporal:
+        l, ab = naive_window(model_r, model_c, grey, refs, cfg.device)
+        out.update({f"naive_{k}": v for k, v in score(l, ab).items()})
+        rgbs["naive"] = model_to_rgb(l, ab)
+    out["temporal"] = {name: temporal_metrics(rgb.numpy()) for name, rgb in rgbs.items()}
+    return out
+
+
+def compare_outputs(grey: torch.Tensor, ref_images: list[np.ndarray], weights, device="cpu",
+                    compare: bool = False, filter_args: dict | None = None,
+                    variants: tuple[dict, ...] = (), truth: torch.Tensor | None = None,
+                    detect_scenes: bool = False) -> dict:
+    """grey L [T, 1, H, W] remastered with the uint8 RGB `ref_images`: the temporal
+    metrics of the filter's output (`ours`, and `ours[key=value]` per variant), with
+    `compare` of the naive window (per scene) and the blocks of 5 too, and of `truth`
+    (sRGB [T, 3, H, W]) when given; each with its local steps (`steps`, the pair t -> t+1
+    at index t - 2 of its scene) and the scene starts used (`starts`). One scene, unless
+    `detect_scenes`: then the filter's scene detection decides for every method."""
+    from ..model.checkpoint import load_checkpoint
+    from .protocol import reference_canvas, remaster
+    from .temporal import chroma_changes, local_steps, rgb_to_ab
+    rgbs = {} if truth is None else {"scene": truth}
+    starts = [0]
+    for extra in ({},) + tuple(variants):
+        name = variant_name(extra) if extra else "ours"
+        found = [] if detect_scenes else None
+        rgbs[name] = ours_filter(grey, ref_images, weights, device, scenes=found,
+                                 **{**(filter_args or {}), **extra})
+        if name == "ours" and found:
+            starts = found
+    if compare:
+        model_r, model_c = load_checkpoint(weights, device=device)
+        refs = reference_canvas([img.astype(np.float32) / 255 for img in ref_images])
+        rgbs["naive"] = model_to_rgb(*naive_window(model_r, model_c, grey, refs, device, starts))
+        rgbs["block5"] = model_to_rgb(*remaster(model_r, model_c, grey, refs, 5, device))
+    out = {}
+    for name, rgb in rgbs.items():
+        out[name] = temporal_metrics(rgb.numpy(), starts)
+        ab = rgb_to_ab(rgb.numpy())
+        out[name]["steps"] = [local_steps(chroma_changes(ab[a:b])).tolist()
+                              for a, b in scene_bounds(len(ab), starts)]
+        out[name]["starts"] = list(starts)
+    return out
+
+
+def pan_seam(weights, frames: int = 60, width: int = 224, height: int = 128, speed: int = 1,
+             device="cpu", compare: bool = False, filter_args: dict | None = None,
+             variants: tuple[dict, ...] = (), seed: int = 0) -> dict:
+    """`compare_outputs` on a slowly panning colour scene (`bench.inputs.colour_pan`)
+    remastered from its L with its first frame as the reference (the scene itself under
+    `scene`)."""
+    from ..bench.inputs import colour_pan
+    scene = colour_pan(frames, height, width, speed, seed)
+    truth = torch.from_numpy(scene).permute(0, 3, 1, 2).float().div(255)
+    return compare_outputs(rgb_to_model(truth)[0], [scene[0]], weights, device, compare,
+                           filter_args, variants, truth=truth)
+
+
+def film_seam(video, refs, weights, frames: int = 96, mindim: int = 240, device="cpu",
+              compare: bool = False, filter_args: dict | None = None,
+              variants: tuple[dict, ...] = ()) -> dict:
+    """`compare_outputs` on a black-and-white film: its first `frames` frames as grey L
+    at processing size (short edge `mindim`), the images in the folder `refs`, scenes as
+    the filter detects them."""
+    from ..references.sources import read_image
+    from ..training.data import read_video
+    from .protocol import processing_size, to_tensor
+    rgb = read_video(video, frames)
+    grey = rgb_to_model(to_tensor(rgb, processing_size(*rgb.shape[1:3], mindim)))[0]
+    images = [read_image(p) for p in sorted(Path(refs).iterdir()) if p.is_file()]
+    return compare_outputs(grey, images, weights, device, compare, filter_args, variants,
+                           detect_scenes=True)
