@@ -98,8 +98,8 @@ def test_cpu_attention_gives_the_explicit_pass_and_keeps_its_output_bits(monkeyp
     assert conf.std() > 0                                    # not one value everywhere
 
 
-def test_encoders_give_the_same_features_and_per_frame_confidence(golden_models):
-    _, net = golden_models
+def test_encoders_give_the_same_features_and_per_frame_confidence(lite_models):
+    _, net = lite_models
     g = torch.Generator().manual_seed(1)
     x = torch.rand(3, 1, 48, 64, generator=g)
     with torch.inference_mode():
@@ -124,9 +124,9 @@ def scenes_clip():
                        per_frame_props=scene_props([9]))
 
 
-def test_confidence_clip_range_size_and_props(golden_weights, scenes_clip, tmp_path):
+def test_confidence_clip_range_size_and_props(lite_seeded_weights, scenes_clip, tmp_path):
     refs = refs_dir(tmp_path, anchors=(2, 14))
-    conf = vsremaster.Confidence(scenes_clip, refs=str(refs), weights=golden_weights,
+    conf = vsremaster.Confidence(scenes_clip, refs=str(refs), weights=lite_seeded_weights,
                                  chunk=4, **SMALL)
     assert conf.format.id == vs.GRAYS and (conf.width, conf.height) == (W, H)
     assert conf.num_frames == 20
@@ -143,35 +143,35 @@ def test_confidence_clip_range_size_and_props(golden_weights, scenes_clip, tmp_p
     assert np.abs(values.mean((1, 2)) - np.array(means)).max() < 0.02
 
 
-def test_confidence_is_zero_without_references(golden_weights, scenes_clip):
-    conf = vsremaster.Confidence(scenes_clip, weights=golden_weights, chunk=4, **SMALL)
+def test_confidence_is_zero_without_references(lite_seeded_weights, scenes_clip):
+    conf = vsremaster.Confidence(scenes_clip, weights=lite_seeded_weights, chunk=4, **SMALL)
     for n in (0, 13):
         f = conf.get_frame(n)
         assert f.props["_RemasterConfidence"] == 0.0
         assert not planes(f)[0].any()
 
 
-def test_same_bytes_whatever_the_order(golden_weights, scenes_clip, tmp_path):
+def test_same_bytes_whatever_the_order(lite_seeded_weights, scenes_clip, tmp_path):
     refs = str(refs_dir(tmp_path, anchors=(2, 14)))
-    linear = vsremaster.Confidence(scenes_clip, refs=refs, weights=golden_weights, chunk=4, **SMALL)
+    linear = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_seeded_weights, chunk=4, **SMALL)
     everything = [frame_bytes(linear, n) for n in range(20)]
-    seeking = vsremaster.Confidence(scenes_clip, refs=refs, weights=golden_weights, chunk=4, **SMALL)
+    seeking = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_seeded_weights, chunk=4, **SMALL)
     for n in (17, 3, 11, 0, 19, 8, 9):
         assert frame_bytes(seeking, n) == everything[n], n
     for n in (6, 15):
-        alone = vsremaster.Confidence(scenes_clip, refs=refs, weights=golden_weights, chunk=4,
+        alone = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_seeded_weights, chunk=4,
                                       **SMALL)
         assert frame_bytes(alone, n) == everything[n], n
 
 
-def test_remaster_and_confidence_share_one_computation(golden_weights, tmp_path):
+def test_remaster_and_confidence_share_one_computation(lite_seeded_weights, tmp_path):
     core.num_threads = 1
     refs = str(refs_dir(tmp_path))
     clip = from_arrays(moving_pattern(20, H, W, seed=5), vs.YUV420P8)
-    plain = build(clip, refs, weights=golden_weights, chunk=4, **SMALL)
+    plain = build(clip, refs, weights=lite_seeded_weights, chunk=4, **SMALL)
     plain_bytes = [frame_bytes(plain.clip, n) for n in range(20)]
-    colour = build(clip, refs, weights=golden_weights, chunk=4, confidence=True, **SMALL)
-    conf = build(clip, refs, weights=golden_weights, chunk=4, output="confidence", **SMALL)
+    colour = build(clip, refs, weights=lite_seeded_weights, chunk=4, confidence=True, **SMALL)
+    conf = build(clip, refs, weights=lite_seeded_weights, chunk=4, output="confidence", **SMALL)
     assert colour.engine is conf.engine and plain.engine is not colour.engine
     for n in range(20):
         c, m = colour.clip.get_frame(n), conf.clip.get_frame(n)
@@ -186,36 +186,64 @@ def test_remaster_and_confidence_share_one_computation(golden_weights, tmp_path)
     core.num_threads = 4
 
 
-def test_confidence_after_remaster_recomputes_what_lacks_it(golden_weights, tmp_path):
+def test_confidence_after_remaster_recomputes_what_lacks_it(lite_seeded_weights, tmp_path):
     refs = str(refs_dir(tmp_path))
     clip = from_arrays(moving_pattern(12, H, W, seed=6), vs.GRAY8)
-    colour = build(clip, refs, weights=golden_weights, chunk=4, **SMALL)
+    colour = build(clip, refs, weights=lite_seeded_weights, chunk=4, **SMALL)
     before = frame_bytes(colour.clip, 5)
-    conf = build(clip, refs, weights=golden_weights, chunk=4, output="confidence", **SMALL)
+    conf = build(clip, refs, weights=lite_seeded_weights, chunk=4, output="confidence", **SMALL)
     assert conf.engine is colour.engine
     assert 0 < conf.clip.get_frame(5).props["_RemasterConfidence"] <= 1
     assert frame_bytes(colour.clip, 5) == before
 
 
-def test_arguments_are_checked(golden_weights, scenes_clip):
+def test_scenes_kept_grey_have_confidence_zero(tmp_path):
+    """Weights that keep reference-less scenes grey: such a scene's frames have
+    confidence 0 (nothing was matched), the others theirs, from the same engine."""
+    from vsremaster.model.checkpoint import save_checkpoint
+    from vsremaster.references import fallback
+    from conftest import seeded_state_dicts
+    weights = save_checkpoint(tmp_path / "grey.safetensors", *seeded_state_dicts(0.25),
+                              name="lite-grey", width="0.25", without_refs="grey")
+    clip = from_arrays(moving_pattern(12, H, W, seed=7), vs.GRAY8,
+                       per_frame_props=scene_props([6]))
+    colours = np.zeros((12, 3, 32, 40), np.float32)
+    colours[0, 0], colours[0, 2] = 0.9, 0.2           # frame 0: a red reference; frame 6 blank
+    refs = from_arrays(colours, vs.RGB24)
+    colour = build(clip, refs, weights=weights, chunk=4, confidence=True, **SMALL)
+    conf = build(clip, refs, weights=weights, chunk=4, output="confidence", **SMALL)
+    assert colour.engine is conf.engine and colour.ref_sets() == [(0,), ()]
+    for n in (7, 11):
+        c, m = colour.clip.get_frame(n), conf.clip.get_frame(n)
+        assert fallback.NOTE_PROP in c.props
+        assert c.props["_RemasterConfidence"] == m.props["_RemasterConfidence"] == 0.0
+        assert not planes(m)[0].any()
+    for n in (1, 5):
+        c, m = colour.clip.get_frame(n), conf.clip.get_frame(n)
+        assert fallback.NOTE_PROP not in c.props
+        assert 0 < c.props["_RemasterConfidence"] == m.props["_RemasterConfidence"] <= 1
+        assert planes(m)[0].max() > 0
+
+
+def test_arguments_are_checked(lite_seeded_weights, scenes_clip):
     with pytest.raises(vs.Error, match="Remaster: confidence=True needs colorize=True"):
-        vsremaster.Remaster(scenes_clip, weights=golden_weights, colorize=False,
+        vsremaster.Remaster(scenes_clip, weights=lite_seeded_weights, colorize=False,
                             confidence=True, **SMALL)
     with pytest.raises(vs.Error, match="Remaster: confidence must be True or False"):
-        vsremaster.Remaster(scenes_clip, weights=golden_weights, confidence=1, **SMALL)
+        vsremaster.Remaster(scenes_clip, weights=lite_seeded_weights, confidence=1, **SMALL)
     with pytest.raises(vs.Error, match="Remaster: mindim must be"):
-        vsremaster.Confidence(scenes_clip, weights=golden_weights, mindim="big")
+        vsremaster.Confidence(scenes_clip, weights=lite_seeded_weights, mindim="big")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_confidence_matches_the_cpu_and_ignores_seeks(golden_weights, tmp_path):
+def test_cuda_confidence_matches_the_cpu_and_ignores_seeks(lite_seeded_weights, tmp_path):
     """On CUDA the confidence comes from the explicit pass (the fused kernels hide the
     weights): close to the CPU's, the same bytes after a seek, and it does not change
     the colour."""
     refs = str(refs_dir(tmp_path, anchors=(2, 14)))
     clip = from_arrays(moving_pattern(24, 64, 96, seed=7), vs.GRAY8,
                        per_frame_props=scene_props([9]))
-    kw = dict(weights=golden_weights, mindim=64, ref_mindim=32, chunk=4)
+    kw = dict(weights=lite_seeded_weights, mindim=64, ref_mindim=32, chunk=4)
     gpu = vsremaster.Confidence(clip, refs=refs, device_index=0, fp16=False, **kw)
     cpu = vsremaster.Confidence(clip, refs=refs, device_index=-1, **kw)
     for n in (0, 10, 23):
