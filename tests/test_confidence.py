@@ -26,8 +26,6 @@ BUNDLED = ROOT / "models" / "vsremaster-lite.safetensors"
 H, W = 48, 64
 SMALL = dict(mindim=48, ref_mindim=32, device_index=-1)
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
 
 def refs_dir(tmp_path, anchors=(None, None)) -> Path:
     """Two references of two colours each (red with cyan, blue with yellow)."""
