@@ -12,6 +12,8 @@ warm-up run comes first):
   object and arguments, both outputs' frame n requested together (one engine);
 - map: `Confidence(...)` alone.
 
+Each case gets a clip object of its own, so no case shares another's engine.
+
 Cases run --repeat times in turn (ABCD ABCD ...) and the fastest run of each counts,
 which damps other jobs on a shared machine. Then the per-frame encoders
 (`NetworkC.encode_frame_batch`, one frame per call as the engine runs them) with and
@@ -40,6 +42,9 @@ CASES = ("colour", "colour+prop", "colour+map", "map")
 def run_case(case: str, clip, refs: str, kw: dict) -> float:
     """Seconds to pull every frame of the case's output(s) in order."""
     import vsremaster
+    # a clip object of its own: outputs of the same clip object and arguments share one
+    # engine (and its finished cells), which would let a case reuse the case before's work
+    clip = clip.std.Trim(0, clip.num_frames - 1)
     t = time.perf_counter()
     if case == "colour+map":
         colour = vsremaster.Remaster(clip, refs, confidence=True, **kw)
