@@ -184,6 +184,21 @@ def test_remaster_and_confidence_share_one_computation(lite_seeded_weights, tmp_
     core.num_threads = 4
 
 
+def test_shared_parts_hold_the_given_clip_object(lite_seeded_weights, scenes_clip):
+    """The sharing key holds the clip's id: its parts must keep that very object alive
+    (not only the checked clip made from it), or a new clip could get its id and share
+    another clip's engine."""
+    from vsremaster import remaster
+    pipe = build(scenes_clip, None, weights=lite_seeded_weights, chunk=4, output="confidence",
+                 **SMALL)
+    parts = [p for p in list(remaster._shared.values()) if p.engine is pipe.engine]
+    assert len(parts) == 1 and parts[0].source is scenes_clip
+    other = from_arrays(moving_pattern(20, H, W, seed=5), vs.GRAY8,
+                        per_frame_props=scene_props([9]))
+    assert build(other, None, weights=lite_seeded_weights, chunk=4, **SMALL).engine \
+        is not pipe.engine
+
+
 def test_confidence_after_remaster_recomputes_what_lacks_it(lite_seeded_weights, tmp_path):
     refs = str(refs_dir(tmp_path))
     clip = from_arrays(moving_pattern(12, H, W, seed=6), vs.GRAY8)

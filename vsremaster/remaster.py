@@ -252,7 +252,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         # each output kind once per engine: a Remaster and a Confidence pair up, while
         # every Remaster of its own computes its own frames (as before)
         parts = _shared.get(key)
-        if parts is None or output in parts.outputs:
+        if parts is None or parts.source is not clip or output in parts.outputs:
             parts = _shared[key] = _parts(clip, refs, weights_path, device, dtype, restore,
                                           colorize, mindim, ref_mindim, max_refs, chunk,
                                           sc_threshold, context, window)
@@ -260,9 +260,9 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     if confidence or output == "confidence":
         parts.engine.enable_confidence()
     if output == "confidence":
-        return Pipeline(_confidence_clip(parts, clip), parts.engine, parts.index, parts.bank,
-                        parts.references)
-    clip_out = _colour_clip(parts, clip, colorize, device, finish, confidence)
+        return Pipeline(_confidence_clip(parts, parts.clip), parts.engine, parts.index,
+                        parts.bank, parts.references)
+    clip_out = _colour_clip(parts, parts.clip, colorize, device, finish, confidence)
     return Pipeline(clip_out, parts.engine, parts.index, parts.bank, parts.references)
 
 
@@ -283,11 +283,13 @@ def _refs_key(refs):
 
 @dataclass(eq=False)
 class _Parts:
-    """What the outputs of one filter share. Holds the clip and refs objects, so their ids
-    in the sharing key are not reused while it lives."""
+    """What the outputs of one filter share. Holds the given clip and refs objects, so
+    their ids in the sharing key are not reused while it lives; `clip` is the given clip
+    with its colour props checked per frame (what the outputs read)."""
 
-    clip: vs.VideoNode
+    source: vs.VideoNode
     refs: object
+    clip: vs.VideoNode
     small: vs.VideoNode
     index: SceneIndex
     bank: object
@@ -313,7 +315,7 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
         _fail(str(e))
     models = _load_models(weights_path, device, dtype)
 
-    clip = checked(clip)                               # colour props checked per frame
+    source, clip = clip, checked(clip)                 # colour props checked per frame
     pw, ph = processing_size(clip.width, clip.height, mindim)
     small = model_input(clip, pw, ph)
     index = SceneIndex(scan_luma(clip), sc_threshold)           # reads no frame
@@ -336,7 +338,7 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
                     rgb_input=clip.format.color_family == vs.RGB, context=context,
                     step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads,
                     window=window, grey_note=grey_note)
-    return _Parts(clip, refs, small, index, bank, references, engine, models)
+    return _Parts(source, refs, clip, small, index, bank, references, engine, models)
 
 
 def _colour_clip(parts: _Parts, clip, colorize: bool, device, finish, confidence: bool):
