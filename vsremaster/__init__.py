@@ -1,12 +1,12 @@
 """vsremaster: DeepRemaster (restoration + reference-based colorization) for VapourSynth."""
 __version__ = "0.1.0"
-__all__ = ["Remaster", "__version__"]
+__all__ = ["Remaster", "Confidence", "__version__"]
 
 
 def __getattr__(name: str):
     # Remaster (and torch behind it) loads on first use, so tools that only evaluate
     # scripts or read files (render's probe) start without importing torch.
-    if name == "Remaster":
-        from .remaster import Remaster
-        return Remaster
+    if name in ("Remaster", "Confidence"):
+        from . import remaster
+        return getattr(remaster, name)
     raise AttributeError(f"module 'vsremaster' has no attribute {name!r}")

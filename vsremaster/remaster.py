@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
+import weakref
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -146,7 +148,8 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
              restore: bool = True, colorize: bool = True, mindim: int = 320,
              ref_mindim: int = 256, max_refs: int = 6, chunk: int | None = None,
              fp16: bool | None = None, sc_threshold: float | None = None,
-             context: str = "frame", preview: bool = False) -> vs.VideoNode:
+             context: str = "frame", preview: bool = False,
+             confidence: bool = False) -> vs.VideoNode:
     """Restore and colorize a black-and-white clip with DeepRemaster.
 
     clip: GRAY, YUV or RGB, 8-16 bit integer or 16/32 bit float, constant format/size.
@@ -165,6 +168,8 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
         one window; seams at chunk bounds; for comparison).
     preview: a quick approximate look for editors on a CPU: mindim at most PREVIEW_MINDIM,
         self attention over PREVIEW_WINDOW frames each side, chunks of PREVIEW_CHUNK.
+    confidence: add `_RemasterConfidence` to every frame, the frame's mean match
+        confidence in [0, 1] (see `Confidence`; needs colorize=True).
 
     Every argument is checked here, when the script runs, before any frame is rendered;
     a problem raises vs.Error("Remaster: ...") naming the argument and what is allowed.
@@ -173,13 +178,37 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     return build(clip, refs, weights=weights, device_index=device_index, restore=restore,
                  colorize=colorize, mindim=mindim, ref_mindim=ref_mindim, max_refs=max_refs,
                  chunk=chunk, fp16=fp16, sc_threshold=sc_threshold, context=context,
-                 preview=preview).clip
+                 preview=preview, confidence=confidence).clip
+
+
+def Confidence(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
+               restore: bool = True, mindim: int = 320, ref_mindim: int = 256,
+               max_refs: int = 6, chunk: int | None = None, fp16: bool | None = None,
+               sc_threshold: float | None = None, context: str = "frame",
+               preview: bool = False) -> vs.VideoNode:
+    """Where `Remaster`'s colour is a guess: a GRAYS clip of the clip's size, each pixel
+    the match confidence of the colorization's source-reference attention, in [0, 1]:
+    1 = matched a reference closely, 0 = no reference resembles this (and 0 throughout
+    frames whose scene has no reference). Computed at 1/8 of the model size and upscaled
+    bilinearly; every frame also has `_RemasterConfidence` (its mean).
+
+    Arguments as `Remaster`'s. A `Confidence` and the latest `Remaster` of the same clip
+    object with the same arguments (or the other way round) share one computation: each
+    chunk runs through the networks once for both.
+    """
+    return build(clip, refs, weights=weights, device_index=device_index, restore=restore,
+                 mindim=mindim, ref_mindim=ref_mindim, max_refs=max_refs, chunk=chunk,
+                 fp16=fp16, sc_threshold=sc_threshold, context=context, preview=preview,
+                 output="confidence").clip
 
 
 def build(clip, refs=None, *, weights=None, device_index=None, restore=True, colorize=True,
           mindim=320, ref_mindim=256, max_refs=6, chunk=None, fp16=None,
-          sc_threshold=None, context="frame", preview=False, finish=None) -> "Pipeline":
-    """`Remaster` returning the whole pipeline (clip, engine, scenes, reference sets)."""
+          sc_threshold=None, context="frame", preview=False, finish=None, confidence=False,
+          output="colour") -> "Pipeline":
+    """`Remaster` returning the whole pipeline (clip, engine, scenes, reference sets);
+    output="confidence": `Confidence`'s clip. Outputs of the same clip object with the same
+    arguments share their engine (`_shared`)."""
     if not isinstance(clip, vs.VideoNode):
         _fail(f"clip must be a vapoursynth.VideoNode (a video clip), not {type(clip).__name__}")
     why = check_format(clip.format)
@@ -190,9 +219,13 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
               "constant size (resize it first)")
     if clip.num_frames < 1:
         _fail("clip has no frames; allowed: a clip of at least one frame")
-    for name, value in (("restore", restore), ("colorize", colorize), ("preview", preview)):
+    for name, value in (("restore", restore), ("colorize", colorize), ("preview", preview),
+                        ("confidence", confidence)):
         if not isinstance(value, bool):
             _fail(f"{name} must be True or False, not {value!r}")
+    if confidence and not colorize:
+        _fail("confidence=True needs colorize=True (the confidence is the colorization's); "
+              "allowed with colorize=False: confidence=False")
     mindim = _int_arg("mindim", mindim, 32, 4320)
     ref_mindim = _int_arg("ref_mindim", ref_mindim, 32, 4320)
     max_refs = _int_arg("max_refs", max_refs, 0, 64)
@@ -207,12 +240,72 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     if preview:
         mindim, window = min(mindim, PREVIEW_MINDIM), PREVIEW_WINDOW
         chunk = chunk or PREVIEW_CHUNK
-    for hook in BUILD_HOOKS:
-        hook(clip, sc_threshold)
     device = _pick_device(device_index)
     dtype = _pick_dtype(fp16, device)
     _check_sizes(clip, mindim, ref_mindim, device)
     weights_path = _find_weights(weights)
+    if chunk is None:
+        chunk = DEFAULT_CHUNK[device.type]
+    key = (id(clip), _refs_key(refs), str(weights_path), str(device), dtype, restore, colorize,
+           mindim, ref_mindim, max_refs, chunk, sc_threshold, context, window)
+    with _shared_lock:
+        # each output kind once per engine: a Remaster and a Confidence pair up, while
+        # every Remaster of its own computes its own frames (as before)
+        parts = _shared.get(key)
+        if parts is None or parts.source is not clip or output in parts.outputs:
+            parts = _shared[key] = _parts(clip, refs, weights_path, device, dtype, restore,
+                                          colorize, mindim, ref_mindim, max_refs, chunk,
+                                          sc_threshold, context, window)
+        parts.outputs.add(output)
+    if confidence or output == "confidence":
+        parts.engine.enable_confidence()
+    if output == "confidence":
+        return Pipeline(_confidence_clip(parts, parts.clip), parts.engine, parts.index,
+                        parts.bank, parts.references)
+    clip_out = _colour_clip(parts, parts.clip, colorize, device, finish, confidence)
+    return Pipeline(clip_out, parts.engine, parts.index, parts.bank, parts.references)
+
+
+#: The engine (and what it reads) of the latest filter built per clip object and
+#: arguments; held weakly, so an entry lives as long as an output clip uses it.
+_shared: "weakref.WeakValueDictionary[tuple, _Parts]" = weakref.WeakValueDictionary()
+_shared_lock = threading.Lock()
+
+
+def _refs_key(refs):
+    """refs as part of a sharing key: clips by identity, paths by name."""
+    if isinstance(refs, (str, os.PathLike)):
+        return ("path", os.fspath(refs))
+    if isinstance(refs, (list, tuple)) and all(isinstance(r, (str, os.PathLike)) for r in refs):
+        return ("paths", tuple(os.fspath(r) for r in refs))
+    return ("object", id(refs))
+
+
+@dataclass(eq=False)
+class _Parts:
+    """What the outputs of one filter share. Holds the given clip and refs objects, so
+    their ids in the sharing key are not reused while it lives; `clip` is the given clip
+    with its colour props checked per frame (what the outputs read)."""
+
+    source: vs.VideoNode
+    refs: object
+    clip: vs.VideoNode
+    small: vs.VideoNode
+    index: SceneIndex
+    bank: object
+    references: SceneReferences
+    engine: Engine
+    models: object
+    outputs: set = None             # output kinds built over these parts
+
+    def __post_init__(self):
+        self.outputs = set()
+
+
+def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, ref_mindim,
+           max_refs, chunk, sc_threshold, context, window) -> _Parts:
+    for hook in BUILD_HOOKS:
+        hook(clip, sc_threshold)
     try:
         check_refs(refs)
         # image files are read now, before the (long) scene scan; a clip after it
@@ -221,10 +314,8 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     except RefError as e:
         _fail(str(e))
     models = _load_models(weights_path, device, dtype)
-    if chunk is None:
-        chunk = DEFAULT_CHUNK[device.type]
 
-    clip = checked(clip)                               # colour props checked per frame
+    source, clip = clip, checked(clip)                 # colour props checked per frame
     pw, ph = processing_size(clip.width, clip.height, mindim)
     small = model_input(clip, pw, ph)
     index = SceneIndex(scan_luma(clip), sc_threshold)           # reads no frame
@@ -247,6 +338,12 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
                     rgb_input=clip.format.color_family == vs.RGB, context=context,
                     step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads,
                     window=window, grey_note=grey_note)
+    return _Parts(source, refs, clip, small, index, bank, references, engine, models)
+
+
+def _colour_clip(parts: _Parts, clip, colorize: bool, device, finish, confidence: bool):
+    """Remaster's output clip over shared parts."""
+    engine, small, models = parts.engine, parts.small, parts.models
     finish = finish or ("device" if device.type == "cuda" else "graph")
     out_fmt = output_format(clip.format, colorize)
     if finish == "graph":
@@ -263,7 +360,32 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
         out = vs.core.std.FrameEval(blank, render.eval)
         if composed.color_family == vs.GRAY:
             out = luma_only(out, clip)
-    return Pipeline(out, engine, index, bank, references)
+    render.parts, render.confidence_prop = parts, confidence
+    return out
+
+
+def _confidence_clip(parts: _Parts, clip) -> vs.VideoNode:
+    """Confidence's output: the map at 1/8 of the model size, upscaled to the clip's size."""
+    small = parts.small
+    blank = vs.core.std.BlankClip(small, format=vs.GRAYS, width=small.width // 8,
+                                  height=small.height // 8, keep=True)
+    render = _ConfidenceRender(parts.engine, small, blank, parts.models.name, None)
+    render.parts = parts
+    out = vs.core.resize.Bilinear(vs.core.std.FrameEval(blank, render.eval),
+                                  clip.width, clip.height)
+    return vs.core.std.CopyFrameProps(out, clip, props=SOURCE_TIMING_PROPS)
+
+
+#: Source frame props the confidence clip keeps (its colour props would not describe it).
+SOURCE_TIMING_PROPS = ["_DurationNum", "_DurationDen", "_AbsoluteTime",
+                       "_SceneChangePrev", "_SceneChangeNext"]
+
+
+def mean_confidence(done, j: int) -> float:
+    """The mean match confidence of frame j of a finished cell."""
+    if done.ready is not None:
+        done.ready.synchronize()
+    return float(done.finished.confidence[j].double().mean())
 
 
 @dataclass
@@ -298,6 +420,9 @@ class _Render:
     Graph finishing: each frame is the model-size result of its cell (planes delta L,
     a, b). Device finishing: the source frame comes along and the frame is composed.
     """
+
+    #: add `_RemasterConfidence` (the engine then finishes confidences)
+    confidence_prop = False
 
     def __init__(self, engine: Engine, small, blank, model_name: str, device_finish):
         self.engine, self.small, self.blank = engine, small, blank
@@ -335,6 +460,8 @@ class _Render:
         extra = {"_RemasterScene": done.cell.scene_start, "_RemasterModel": self.model_name}
         if done.refs:
             extra["_RemasterRefs"] = list(done.refs)
+        if self.confidence_prop:
+            extra["_RemasterConfidence"] = mean_confidence(done, j)
         if done.note:
             extra[fallback.NOTE_PROP] = done.note
         if self.source is None:
@@ -348,4 +475,23 @@ class _Render:
         else:
             extra.update(self.compose(f[1], done, j, result))
             set_props(result, f[1].props, extra)
+        return result
+
+
+class _ConfidenceRender(_Render):
+    """The per-frame glue of `Confidence`: each frame is its cell's confidence map."""
+
+    def _frame(self, n: int, f, req: Request) -> vs.VideoFrame:
+        f = f if isinstance(f, list) else [f]
+        raw = {i: frame_array(fr) for i, fr in zip(req.raw, f[1:])}
+        done = self.engine.result(req, raw)
+        j = n - done.cell.start
+        mean = mean_confidence(done, j)
+        result = f[0].copy()
+        write_planes(result, done.finished.confidence[j].cpu().numpy())
+        extra = {"_RemasterScene": done.cell.scene_start, "_RemasterModel": self.model_name,
+                 "_RemasterConfidence": mean}
+        if done.refs:
+            extra["_RemasterRefs"] = list(done.refs)
+        set_props(result, {}, extra)
         return result

@@ -3,8 +3,9 @@
 Prints a table (the protocol's blocks of 5, deteriorated input, Reinhard transfer, and
 with --temporal the real filter and the naive 15-frame window, per clip), the temporal
 metrics (mean |delta ab|, seam figure, CDC) of each method's output, optionally the
-reference-behaviour suite, and one JSON line last with the mean figures (also written
-to --json PATH).
+reference-behaviour suite, the Spearman correlation of per-frame colour error and match
+confidence (evaluation.confidence), and one JSON line last with the mean figures (also
+written to --json PATH).
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ def add_arguments(parser) -> None:
                         help="also run the reference-behaviour suite on each clip")
     parser.add_argument("--suite-frames", type=int, default=5, metavar="N",
                         help="frames per clip in the suite (default 5)")
+    parser.add_argument("--no-confidence", action="store_true",
+                        help="skip the Spearman correlation of per-frame colour error and match "
+                             "confidence (it runs the protocol's model pass once more)")
     parser.add_argument("--temporal", default="ours,block5,naive", metavar="METHODS",
                         help="methods scored for temporal consistency, a subset of "
                              "ours,block5,naive (default all; 'none': skip); ours = the real "
@@ -122,6 +126,15 @@ def run(args) -> int:
             print(f"\nreference suite: {clip}")
             print(suite_table(suite[clip]))
         record["suite"] = suite
+    if not args.no_confidence:
+        from ..evaluation import confidence
+        from ..training.data import read_video
+        per_clip = [{"clip": Path(clip).name, **confidence.confidence_frames(
+            read_video(clip, args.frames), model_r, model_c, cfg)} for clip in args.clips]
+        pooled = confidence.summary(per_clip)
+        print("\nmatch confidence against per-frame colour error (Spearman)")
+        print(confidence.table(per_clip, pooled))
+        record["confidence"] = {**pooled, "clips": per_clip}
     line = json.dumps(_json_safe(record))
     if args.json:
         Path(args.json).write_text(line + "\n")

@@ -45,8 +45,7 @@ class CellResult:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.finished.delta, self.finished.ab)
-                   if t is not None)
+        return sum(t.numel() * t.element_size() for t in self.finished.tensors if t is not None)
 
 
 class _Slot:
@@ -78,12 +77,15 @@ class Engine:
     def __init__(self, models: Models, grid: Grid, references, *, restore: bool,
                  colorize: bool, rgb_input: bool, context: str = "frame", step: int = 8,
                  threads: int = 1, cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30,
-                 window: int = WINDOW_RADIUS, grey_note: str | None = None):
+                 window: int = WINDOW_RADIUS, grey_note: str | None = None,
+                 confidence: bool = False):
         """references: (scene start, scene stop) -> (bank indices, canvas or None);
         step: most frames per push through the networks (memory); cache_bytes /
         state_bytes: bounds of the finished-cell and stream-state caches; window: frames
         each side a self attention sees; grey_note: when given, scenes without references
-        are kept grey (neutral ab, no colorization) and their frames say `grey_note`."""
+        are kept grey (neutral ab, no colorization) and their frames say `grey_note`;
+        confidence: finish each frame's match confidence too (`enable_confidence` turns
+        it on later)."""
         self.models, self.grid, self.references = models, grid, references
         self.colorize, self.rgb_input = colorize, rgb_input
         # fixed frames per call (CPU 4: measured 1.7x faster than one frame per call for
@@ -91,8 +93,9 @@ class Engine:
         batch = 4 if models.device.type == "cpu" else 8
         self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
                                   batch=batch, window=window,
-                                  chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop))
-        # a scene kept grey goes through restoration only
+                                  chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop),
+                                  confidence=confidence)
+        # a scene kept grey goes through restoration only (its confidence is 0)
         self.grey_note = grey_note if colorize else None
         self.grey_stream = SceneStream(models, restore=restore, colorize=False, batch=batch) \
             if self.grey_note else None
@@ -113,6 +116,23 @@ class Engine:
     @property
     def lag(self) -> int:
         return self.stream.lag
+
+    @property
+    def confidence(self) -> bool:
+        return self.stream.confidence
+
+    def enable_confidence(self) -> None:
+        """Finish every frame's match confidence from now on (a second output of the same
+        filter asks for it when the script is evaluated). Cells and states kept so far
+        lack it and are dropped."""
+        if not self.colorize or self.stream.confidence:
+            return
+        with self.models.lock, self._slots_lock:
+            self.stream.confidence = True
+            self.results.clear()
+            self.states.clear()
+            for slot in self._slots.values():
+                slot.result = None
 
     def _stream_for(self, refs: tuple) -> SceneStream:
         """The stream of a scene with references `refs` (grey scenes: restoration only)."""
@@ -212,7 +232,7 @@ class Engine:
         state, fin = self._push(stream, state, l, refs, piece.stop == cell.scene_stop)
         note = None
         if stream is not self.stream:
-            fin = fin.neutral(self._size, self.models.device)
+            fin = fin.neutral(self._size, self.models.device, self.stream.confidence)
             note = self.grey_note
         self.runs["push"] += 1
         self.runs["frames"] += len(piece)

@@ -1,7 +1,8 @@
 """One scene through the networks: restoration stream -> per-frame encoders -> decoder stream.
 
 A `SceneStream` takes model-size luminance a piece at a time and gives back finished
-frames as model-size results: the restoration's change of L and the colour (ab). Each
+frames as model-size results: the restoration's change of L, the colour (ab) and, when
+asked, the match confidence of the source-reference attention (model.blocks). Each
 part is a stream of its own (model.streaming, model.decoding); the encoders between them
 work on each frame alone. Pieces are pushed in steps of at most `step` frames, which
 bounds the memory a push needs; the bits do not depend on the steps.
@@ -23,27 +24,36 @@ from .models import Models
 class Finished:
     """Model-size results of frames `start` .. `start + len`: `delta` [n, 1, h, w]
     (restored minus input L; None without restoration) and `ab` [n, 2, h, w] in [0, 1]
-    (None without colorization), float32 on the models' device."""
+    (None without colorization), float32 on the models' device; `confidence`
+    [n, 1, h/8, w/8] in [0, 1] (None unless the stream computes it)."""
 
     start: int
     length: int
     delta: torch.Tensor | None
     ab: torch.Tensor | None
+    confidence: torch.Tensor | None = None
+
+    @property
+    def tensors(self) -> tuple:
+        return self.delta, self.ab, self.confidence
 
     def part(self, start: int, stop: int) -> "Finished":
         a, b = start - self.start, stop - self.start
         return Finished(start, stop - start, *(None if t is None else t[a:b]
-                                               for t in (self.delta, self.ab)))
+                                               for t in self.tensors))
 
-    def neutral(self, size: tuple[int, int], device) -> "Finished":
-        """The same frames with neutral colour (a* = b* = 0) as their ab, at model size."""
+    def neutral(self, size: tuple[int, int], device, confidence: bool = False) -> "Finished":
+        """The same frames with neutral colour (a* = b* = 0) as their ab, at model size;
+        with `confidence`, a confidence of 0 (nothing was matched)."""
         ab = torch.full((self.length, 2, *size), NEUTRAL_AB, device=device)
-        return Finished(self.start, self.length, self.delta, ab)
+        conf = torch.zeros(self.length, 1, size[0] // 8, size[1] // 8, device=device) \
+            if confidence else None
+        return Finished(self.start, self.length, self.delta, ab, conf)
 
     def own(self) -> "Finished":
         """A copy holding only its own frames (a slice would keep the whole push alive)."""
         return Finished(self.start, self.length, *(None if t is None else t.clone()
-                                                   for t in (self.delta, self.ab)))
+                                                   for t in self.tensors))
 
     @staticmethod
     def join(parts: list["Finished"]) -> "Finished | None":
@@ -51,7 +61,7 @@ class Finished:
             return None
         cat = lambda ts: None if ts[0] is None else torch.cat(ts)        # noqa: E731
         return Finished(parts[0].start, sum(p.length for p in parts),
-                        cat([p.delta for p in parts]), cat([p.ab for p in parts]))
+                        *(cat(ts) for ts in zip(*(p.tensors for p in parts))))
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class SceneState:
     next_in: int
     next_out: int
     finished: bool = False
+    waiting_conf: torch.Tensor | None = None     # their confidences (from waiting_at too)
 
     @property
     def nbytes(self) -> int:
@@ -90,11 +101,14 @@ class SceneStream:
     """The networks a scene goes through, as one stream (see the module docstring)."""
 
     def __init__(self, models: Models, *, restore: bool, colorize: bool, context: str = "frame",
-                 batch: int = 1, window: int = WINDOW_RADIUS, chunk_of=None):
+                 batch: int = 1, window: int = WINDOW_RADIUS, chunk_of=None,
+                 confidence: bool = False):
         """batch: frames per call of every per-frame computation (fixed: the bits then do
         not depend on which frames are computed together); window: frames each side a
-        self attention sees; chunk_of: with context="chunk", t -> the chunk holding t."""
+        self attention sees; chunk_of: with context="chunk", t -> the chunk holding t;
+        confidence: also finish each frame's match confidence (needs colorize)."""
         self.models, self.batch = models, batch
+        self.confidence = confidence and colorize
         self.restoration = RestorationStream(models.restore, batch) if restore else None
         self.decoder = DecoderStream(models.colorize, context, batch, window, chunk_of) \
             if colorize else None
@@ -122,12 +136,18 @@ class SceneStream:
             stop = min(i + step, n)
             end = last and stop == n
             r, restored, delta = self._restore(state.restore, l[i:stop] if n else None, end)
+            feats = None if restored is None or self.decoder is None else \
+                self._encode(restored, refs)
+            conf = None
+            if feats is not None and self.confidence:
+                feats, conf = feats[:2], feats[2]
             state = SceneState(r, state.decode, _append(state.waiting, delta), state.waiting_at,
-                               state.next_in + stop - i, state.next_out)
+                               state.next_in + stop - i, state.next_out, False,
+                               _append(state.waiting_conf, conf))
             if self.decoder is None:
                 state, fin = self._finish(state, restored, end)
             else:
-                held.append(None if restored is None else self._encode(restored, refs))
+                held.append(feats)
                 if self.whole_pieces and stop < n:
                     continue           # the decoder takes the whole piece at once
                 state, fin = self._decode(state, held, end)
@@ -149,8 +169,8 @@ class SceneStream:
         return r, l_out, l_out.float() - l_in.float()
 
     def _encode(self, restored: torch.Tensor, refs: RefEncoding | None):
-        net = self.models.colorize
-        return per_frame(lambda f: net.encode_frame_batch(f, refs), restored, self.batch)
+        net, conf = self.models.colorize, self.confidence
+        return per_frame(lambda f: net.encode_frame_batch(f, refs, conf), restored, self.batch)
 
     def _finish(self, state: SceneState, restored, last: bool):
         """Without colorization, restored frames are finished as they come."""
@@ -165,18 +185,24 @@ class SceneStream:
         feats = None if not feats else tuple(torch.cat(t) for t in zip(*feats))
         d, ab = self.decoder.push(state.decode, feats, last)
         n = 0 if ab is None else len(ab)
-        waiting, at, delta = state.waiting, state.waiting_at, None
-        if waiting is not None:
-            # deltas of frames before the decoder's first output (a cold start) get none
-            early = state.decode.next_out - at
-            if early > 0:
-                waiting, at = waiting[early:], at + early
-            delta, waiting, at = waiting[:n], waiting[n:], at + n
-            waiting = waiting.clone() if len(waiting) else None
-        elif self.restoration is None:
-            at += n
-        new = SceneState(state.restore, d, waiting, at, state.next_in, state.next_out + n, last)
-        return new, Finished(state.next_out, n, delta, ab.float()) if n else None
+        # what waits from waiting_at on: frames before the decoder's first output (a cold
+        # start) get none, the next n go out with their ab
+        early = max(0, state.decode.next_out - state.waiting_at)
+        delta, waiting = _take(state.waiting, early, n)
+        conf, waiting_conf = _take(state.waiting_conf, early, n)
+        at = state.waiting_at + early + n \
+            if state.waiting is not None or self.restoration is None else state.waiting_at
+        new = SceneState(state.restore, d, waiting, at, state.next_in, state.next_out + n, last,
+                         waiting_conf)
+        return new, Finished(state.next_out, n, delta, ab.float(), conf) if n else None
+
+
+def _take(waiting: torch.Tensor | None, skip: int, n: int):
+    """(the n frames after the first `skip`, the rest or None) of a waiting tensor."""
+    if waiting is None:
+        return None, None
+    rest = waiting[skip + n:]
+    return waiting[skip:skip + n], rest.clone() if len(rest) else None
 
 
 def _append(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:

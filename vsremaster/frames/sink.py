@@ -20,7 +20,8 @@ from .source import full_size_l, luma
 #: Colour description codes: BT.709 primaries, the sRGB curve, linear light.
 PRIMARIES_BT709, TRANSFER_SRGB, TRANSFER_LINEAR = 1, 13, 8
 #: Props the filter adds to every frame (copied from the results to the output).
-OWN_PROPS = ["_RemasterScene", "_RemasterRefs", "_RemasterModel", "_RemasterNote"]
+OWN_PROPS = ["_RemasterScene", "_RemasterRefs", "_RemasterModel", "_RemasterNote",
+             "_RemasterConfidence"]
 
 
 def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:

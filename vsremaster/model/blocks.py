@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .confidence import attention_confidence, confidence_of
+
 SPATIAL = (1, 3, 3)
 
 
@@ -119,28 +121,39 @@ class Attention(nn.Module):
         out = self.weigh(q, k, v).transpose(1, 2).reshape(b, c, t, h, w)
         return self.gamma * out + source
 
-    def weigh(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """softmax(q k^T) v for q [B, L, C/8], k [B, S, C/8], v [B, S, C] -> [B, L, C]."""
+    def weigh(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, match=None):
+        """softmax(q k^T) v for q [B, L, C/8], k [B, S, C/8], v [B, S, C] -> [B, L, C].
+        Given `match` = (the keys' moments [B, S, 4], the queries' lightness [B, L])
+        (model.confidence), also each query's match confidence [B, L]: (out, confidence).
+        The output has the same bits either way."""
         k, v = k.to(q.dtype), v.to(q.dtype)
         if self.matmul_softmax:
-            return torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
-        if q.device.type == "cpu":
-            return _blocked_attention(q, k, v)
-        return _fused_attention(q, k, v)
+            out = torch.bmm(torch.softmax(torch.bmm(q, k.transpose(1, 2)), -1), v)
+        elif q.device.type == "cpu":
+            return _blocked_attention(q, k, v, match)
+        else:
+            out = _fused_attention(q, k, v)
+        # the fused kernels hide the weights: one more pass over the logits
+        return out if match is None else (out, attention_confidence(q, k, *match))
 
     def project(self, conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
         """A 1x1x1 projection of frames x [T, C, H, W] -> [T, H*W, C'] (contiguous)."""
         y = F.conv2d(x, conv.weight[:, :, 0], conv.bias)
         return y.flatten(2).transpose(1, 2).contiguous()
 
-    def attend_frame(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def attend_frame(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, match=None):
         """One frame x [1, C, H, W] attending keys/values [1, S, *]; adds the residual.
+        Given `match` (see `weigh`): (that, the match confidence [1, 1, H, W]).
 
         One frame per call: the kernels then always see the same shapes, so a frame's
         result has the same bits whichever frames were computed with it.
         """
-        out = self.weigh(self.project(self.query_conv, x), k, v)
-        return self.gamma * out.transpose(1, 2).reshape(x.shape) + x
+        out = self.weigh(self.project(self.query_conv, x), k, v, match)
+        if match is None:
+            return self.gamma * out.transpose(1, 2).reshape(x.shape) + x
+        out, conf = out
+        return (self.gamma * out.transpose(1, 2).reshape(x.shape) + x,
+                conf.reshape(1, 1, *x.shape[2:]))
 
     def forward(self, source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return self.attend(source, *self.keys_values(reference))
@@ -154,8 +167,10 @@ _BLOCK_ELEMENTS = 16 << 20
 CUDA_VALUE_HEADS = 2
 
 
-def _blocked_attention(q, k, v):
-    """softmax(q k^T) v, a block of query rows at a time: memory linear in L.
+def _blocked_attention(q, k, v, match=None):
+    """softmax(q k^T) v, a block of query rows at a time: memory linear in L. Given
+    `match` (see `Attention.weigh`): (that, the match confidence [B, L]) from the same
+    weights.
 
     On the CPU this beats scaled_dot_product_attention, which materialises L x S. The
     logits block is one reused buffer, exponentiated in place, and normalised after the
@@ -165,17 +180,26 @@ def _blocked_attention(q, k, v):
     kt = k.transpose(1, 2)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         # training: autograd cannot see through the in-place buffer below
-        return torch.cat([torch.bmm(torch.softmax(torch.bmm(q[:, i:i + rows], kt), -1), v)
-                          for i in range(0, q.shape[1], rows)], 1)
+        out = torch.cat([torch.bmm(torch.softmax(torch.bmm(q[:, i:i + rows], kt), -1), v)
+                         for i in range(0, q.shape[1], rows)], 1)
+        return out if match is None else (out, attention_confidence(q, k, *match))
     buf = torch.empty(q.shape[0], rows, k.shape[1], dtype=q.dtype, device=q.device)
     out = torch.empty(q.shape[0], q.shape[1], v.shape[2], dtype=v.dtype, device=v.device)
+    keys, moments = None, None
+    if match is not None:
+        keys = match[0].to(q.dtype)
+        moments = torch.empty(q.shape[0], q.shape[1], keys.shape[2], dtype=torch.float32,
+                              device=q.device)
     for i in range(0, q.shape[1], rows):
         n = min(rows, q.shape[1] - i)
         logits = torch.bmm(q[:, i:i + n], kt, out=buf[:, :n])
         logits.sub_(logits.amax(-1, keepdim=True)).exp_()
         total = logits.sum(-1, keepdim=True)
+        if keys is not None:
+            # the attended pixels' moments: four more columns on the same weights
+            moments[:, i:i + n] = torch.bmm(logits, keys).div_(total)
         torch.bmm(logits, v, out=out[:, i:i + n]).div_(total)
-    return out
+    return out if match is None else (out, confidence_of(moments, match[1]))
 
 
 def _fused_attention(q, k, v):

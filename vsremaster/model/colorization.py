@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import Attention, ConvBlock, UpBlock, UpConcatBlock, scaled, spatial, temporal
+from .confidence import reference_moments, source_lightness
 from .restoration import L_MEAN
 
 REF_MEAN = 0.48
@@ -21,15 +22,18 @@ REF_MEAN = 0.48
 
 @dataclass
 class RefEncoding:
-    """Keys and values of one reference set for both source-reference attentions."""
+    """Keys and values of one reference set for both source-reference attentions, and
+    the colour moments under the first one's keys (`c1`, float32; model.confidence)."""
 
     k1: torch.Tensor
     v1: torch.Tensor
     k2: torch.Tensor
     v2: torch.Tensor
+    c1: torch.Tensor | None = None
 
     def to(self, *args, **kwargs) -> "RefEncoding":
-        return RefEncoding(*(t.to(*args, **kwargs) for t in (self.k1, self.v1, self.k2, self.v2)))
+        return RefEncoding(*(t.to(*args, **kwargs) for t in (self.k1, self.v1, self.k2, self.v2)),
+                           None if self.c1 is None else self.c1.to(self.k1.device))
 
 
 @dataclass
@@ -109,7 +113,8 @@ class NetworkC(nn.Module):
         """Encode references [B, N, 3, Hr, Wr] in [0, 1] once for any number of chunks."""
         feat1 = self.reffeatnet1(refs.transpose(1, 2) - REF_MEAN)
         feat2 = self.reffeatnet2(feat1)
-        return RefEncoding(*self.stattn1.keys_values(feat1), *self.stattn2.keys_values(feat2))
+        return RefEncoding(*self.stattn1.keys_values(feat1), *self.stattn2.keys_values(feat2),
+                           reference_moments(refs, refs.shape[-1] // feat1.shape[-1]))
 
     def encode_frames(self, x: torch.Tensor, refs: RefEncoding | None = None) -> FrameFeatures:
         """The per-frame part: each output frame depends on its own input frame only."""
@@ -122,9 +127,12 @@ class NetworkC(nn.Module):
             deep = self.stattn2.attend(deep, refs.k2, refs.v2)
         return FrameFeatures(skip=skip, deep=self.conv1(deep))
 
-    def encode_frame_batch(self, x: torch.Tensor, refs: RefEncoding | None = None
-                           ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`encode_frames` for frames x [N, 1, H, W] -> (skip [N, 512, H/8, W/8], deep).
+    def encode_frame_batch(self, x: torch.Tensor, refs: RefEncoding | None = None,
+                           confidence: bool = False) -> tuple[torch.Tensor, ...]:
+        """`encode_frames` for frames x [N, 1, H, W] -> (skip [N, 512, H/8, W/8], deep),
+        with `confidence` also the match confidence [N, 1, H/8, W/8] of `stattn1`
+        (model.confidence; float32; 0 without references). skip and deep are the same
+        either way.
 
         Frames are the batch of 2-D operations and each frame attends the references in
         a call of its own, so a frame's features do not depend on the other frames.
@@ -132,13 +140,23 @@ class NetworkC(nn.Module):
         x1 = F.pad(x - L_MEAN, (1, 1, 1, 1), mode="replicate")
         for block in self.down1[1:]:
             x1 = spatial(block, x1)
+        conf = None
+        if confidence:
+            conf = torch.zeros(x1.shape[0], 1, *x1.shape[2:], device=x1.device)
         if refs is not None:
-            x1 = torch.cat([self.stattn1.attend_frame(f, refs.k1, refs.v1) for f in x1.split(1)])
+            lightness = source_lightness(x, x.shape[-1] // x1.shape[-1]) if confidence else None
+            frames = [self.stattn1.attend_frame(f, refs.k1, refs.v1, (refs.c1, lightness[t:t + 1])
+                                                if confidence else None)
+                      for t, f in enumerate(x1.split(1))]
+            if confidence:
+                frames, confs = zip(*frames)
+                conf = torch.cat(confs)
+            x1 = torch.cat(frames)
         skip = spatial(self.flat[1], spatial(self.flat[0], x1))
         deep = spatial(self.down2[1], spatial(self.down2[0], x1))
         if refs is not None:
             deep = torch.cat([self.stattn2.attend_frame(f, refs.k2, refs.v2) for f in deep.split(1)])
-        return skip, spatial(self.conv1, deep)
+        return (skip, spatial(self.conv1, deep)) + ((conf,) if confidence else ())
 
     def decode(self, feats: FrameFeatures, same_as: list[int] | None = None) -> torch.Tensor:
         """The cross-frame part: self attention and 3x3x3 convolutions over all frames.
