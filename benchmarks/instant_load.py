@@ -62,11 +62,11 @@ def load_phase(args) -> dict:
     import torch  # noqa: F401  (the filter imports it on first use; timed on its own)
     torch_import = time.perf_counter() - t
     t = time.perf_counter()
-    out = vsremaster.Remaster(clip, mindim=args.mindim, device_index=-1)
+    out = vsremaster.Remaster(clip, mindim=args.mindim, device_index=-1, preview=args.preview)
     create_first = time.perf_counter() - t
     # an editor evaluates the script again in the same process: the models are loaded
     t = time.perf_counter()
-    out = vsremaster.Remaster(clip, mindim=args.mindim, device_index=-1)
+    out = vsremaster.Remaster(clip, mindim=args.mindim, device_index=-1, preview=args.preview)
     create = time.perf_counter() - t
     t = time.perf_counter()
     out.get_frame(at)
@@ -100,7 +100,7 @@ def render_phase(args) -> dict:
     scenes = [core.std.BlankClip(format=vs.GRAY8, width=w, height=h, length=250,
                                  color=[(40 + 70 * k) % 220]) for k in range(-(-args.render_frames // 250))]
     clip = core.std.Splice(scenes)[:args.render_frames]
-    out = vsremaster.Remaster(clip, mindim=args.mindim, device_index=-1)
+    out = vsremaster.Remaster(clip, mindim=args.mindim, device_index=-1, preview=args.preview)
     tenth = max(1, args.render_frames // 10)
     marks = {}
     t = time.perf_counter()
@@ -122,6 +122,7 @@ def main() -> None:
     p.add_argument("--at", type=int, default=None, help="first request (default 75 %%)")
     p.add_argument("--back", type=int, default=1000, help="the seek back")
     p.add_argument("--mindim", type=int, default=64)
+    p.add_argument("--preview", action="store_true", help="Remaster(preview=True)")
     p.add_argument("--render-frames", type=int, default=3000)
     p.add_argument("--render-size", type=size, default=(320, 240))
     p.add_argument("--phase", choices=["load", "render"], help=argparse.SUPPRESS)
