@@ -13,9 +13,9 @@ import sys
 import torch
 
 #: Largest `mindim` per device type. On the CPU the model runs in float32 and the whole
-#: filter holds about 2 kB per model pixel for a chunk of 2 frames with its 14 context
-#: frames (benchmarks/limits_memory.py: 1.9-2.2 kB): about 4 GB at 1920x1080, more at
-#: the default chunk of 24 (38 frames in flight instead of 16), 16 times that at 4320.
+#: filter holds about 3.5 kB per model pixel whatever the chunk (pushes of a few frames
+#: and the streams' carries; benchmarks/limits_memory.py: 3522 B between mindim 160 and
+#: 320): about 7.3 GB at 1920x1080, 16 times that at 4320.
 #: CUDA devices run half precision and split work that does not fit.
 MAX_MINDIM = {"cpu": 1080, "cuda": 4320}
 #: Largest `ref_mindim` per device type (the reference canvas's short edge).

@@ -91,8 +91,8 @@ def _check_sizes(clip: vs.VideoNode, mindim: int, ref_mindim: int,
     kind = device.type
     where = "the CPU" if kind == "cpu" else "CUDA devices"
     if mindim > limits.MAX_MINDIM[kind]:
-        why = (" (in float32 the filter holds about 4 GB at 1920x1080 with chunk 2, more "
-               "with the default chunk, and memory grows with the square of mindim)"
+        why = (" (in float32 the filter holds about 7 GB at 1920x1080, and memory grows "
+               "with the square of mindim)"
                if kind == "cpu" else "")
         _fail(f"mindim {mindim} is too large for {where}; allowed: at most "
               f"{limits.MAX_MINDIM[kind]} there{why}")
@@ -458,16 +458,26 @@ class _Render:
         except Exception as e:       # noqa: BLE001 - every failure reaches the user named
             raise vs.Error(f"Remaster: frame {n}: {e}") from e
 
-    def _frame(self, n: int, f, req: Request) -> vs.VideoFrame:
+    def _result(self, n: int, f, req: Request):
+        """(the frames as a list, the finished cell, n's index in it); the raw frames
+        follow the blank (and the source frame when composing on the device)."""
         f = f if isinstance(f, list) else [f]          # ModifyFrame passes one clip's alone
         first = 1 if self.source is None else 2
         raw = {i: frame_array(fr) for i, fr in zip(req.raw, f[first:])}
         done = self.engine.result(req, raw)
-        j = n - done.cell.start
-        result = f[0].copy()
+        return f, done, n - done.cell.start
+
+    def _props(self, done) -> dict:
+        """The props every output frame of a cell gets."""
         extra = {"_RemasterScene": done.cell.scene_start, "_RemasterModel": self.model_name}
         if done.refs:
             extra["_RemasterRefs"] = list(done.refs)
+        return extra
+
+    def _frame(self, n: int, f, req: Request) -> vs.VideoFrame:
+        f, done, j = self._result(n, f, req)
+        result = f[0].copy()
+        extra = self._props(done)
         if self.confidence_prop:
             extra["_RemasterConfidence"] = mean_confidence(done, j)
         if done.note:
@@ -490,16 +500,9 @@ class _ConfidenceRender(_Render):
     """The per-frame glue of `Confidence`: each frame is its cell's confidence map."""
 
     def _frame(self, n: int, f, req: Request) -> vs.VideoFrame:
-        f = f if isinstance(f, list) else [f]
-        raw = {i: frame_array(fr) for i, fr in zip(req.raw, f[1:])}
-        done = self.engine.result(req, raw)
-        j = n - done.cell.start
-        mean = mean_confidence(done, j)
+        f, done, j = self._result(n, f, req)
         result = f[0].copy()
         write_planes(result, done.finished.confidence[j].cpu().numpy())
-        extra = {"_RemasterScene": done.cell.scene_start, "_RemasterModel": self.model_name,
-                 "_RemasterConfidence": mean}
-        if done.refs:
-            extra["_RemasterRefs"] = list(done.refs)
-        set_props(result, {}, extra)
+        set_props(result, {}, {**self._props(done),
+                               "_RemasterConfidence": mean_confidence(done, j)})
         return result
