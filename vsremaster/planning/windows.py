@@ -7,7 +7,6 @@ Context outside a scene is edge replication of the scene's first/last frame.
 """
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 
@@ -49,10 +48,3 @@ class Grid:
         start = s0 + index * self.size
         return Cell(index, start, s1 if index == count - 1 else start + self.size, s0, s1)
 
-
-def fixed_bounds(starts: list[int], num_frames: int):
-    """A `bounds` function for known scene starts (tests, tools)."""
-    def bounds(n: int) -> tuple[int, int]:
-        i = bisect.bisect_right(starts, n) - 1
-        return starts[i], starts[i + 1] if i + 1 < len(starts) else num_frames
-    return bounds

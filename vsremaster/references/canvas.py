@@ -6,7 +6,6 @@ centred on black.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 
 import cv2
 import numpy as np
@@ -36,25 +35,3 @@ def place_on_canvas(images: list[np.ndarray], ref_mindim: int) -> np.ndarray:
         out[i, :, top:top + nh, left:left + nw] = small.transpose(2, 0, 1) / 255.0
     return np.clip(out, 0, 1)
 
-
-class Canvases(Mapping):
-    """Each reference set's canvas, made when first asked for and not kept.
-
-    A film can have a set per scene (thousands): made all at once, their canvases
-    would all sit in memory; the engine encodes a set once and keeps the encoding.
-    """
-
-    def __init__(self, images: list[np.ndarray], sets, ref_mindim: int):
-        self._images, self._ref_mindim = images, ref_mindim
-        self._sets = frozenset(tuple(s) for s in sets if s)
-
-    def __getitem__(self, key) -> np.ndarray:
-        if key not in self._sets:
-            raise KeyError(key)
-        return place_on_canvas([self._images[i] for i in key], self._ref_mindim)
-
-    def __iter__(self):
-        return iter(self._sets)
-
-    def __len__(self) -> int:
-        return len(self._sets)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .manifest import Manifest
 from .media import RenderFailed, VideoInfo, count_packets, tool
-from .segments import FFV1_ARGS
+from .segments import FFV1_ARGS, y4m_frames
 
 
 def join(manifest: Manifest, work: Path, output: Path, ffmpeg_args: list[str],
@@ -30,7 +30,7 @@ def join(manifest: Manifest, work: Path, output: Path, ffmpeg_args: list[str],
     ext = output.suffix.lower()
     if ext == ".y4m":
         _join_y4m(manifest, work, info, joined, on_frames)
-        frames = _y4m_frame_count(joined, info)
+        frames = y4m_frames(joined, info.frame_bytes())
     else:
         listing = work / "segments.txt"
         listing.write_text("".join(f"file '{_quote(work / s.file)}'\n" for s in manifest.segments))
@@ -111,8 +111,3 @@ def _decoded_frames(path: Path, info: VideoInfo, size: int, expected: int, out) 
             raise RenderFailed(f"render: decoding {path} gave {n} frames, not {expected}:\n"
                               + err.read().decode(errors="replace").strip())
 
-
-def _y4m_frame_count(path: Path, info: VideoInfo) -> int:
-    body = path.stat().st_size - len(info.y4m_header())
-    per = len(b"FRAME\n") + info.frame_bytes()
-    return body // per if body % per == 0 else -1

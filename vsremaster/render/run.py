@@ -7,7 +7,6 @@ The work folder is OUTPUT's name with `.render` for its extension, beside OUTPUT
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shlex
@@ -166,10 +165,6 @@ class _Log:
             tqdm.write(f"render: {message}", file=sys.stderr)
 
 
-def script_sha256(script: Path) -> str:
-    return hashlib.sha256(script.read_bytes()).hexdigest()
-
-
 def _resume(work: Path, script: Path, values: dict, segment_frames, segment_format,
             restart: bool, log) -> Manifest | None:
     """The manifest to continue from, with its finished segments checked; None to start anew."""
@@ -193,7 +188,7 @@ def _resume(work: Path, script: Path, values: dict, segment_frames, segment_form
         if man.version != mf.VERSION:
             raise RenderError(f"render: {work} was made by another version of render; pass "
                               "--restart to discard its segments")
-        if man.script_sha256 != script_sha256(script):
+        if man.script_sha256 != mf.file_sha256(script):
             raise RenderError(f"render: SCRIPT {script} changed since the segments in {work} "
                               f"were rendered ({finished} finished, from {man.script}); pass "
                               "--restart to discard them")
@@ -250,7 +245,7 @@ def _start(work: Path, script: Path, values: dict, k: int, segment_format: str, 
                           "YUV and GRAY, as vspipe -c y4m); use ffv1")
     ranges = plan_segments(info.frames, found.get("scenes") or [], k)
     ext = "mkv" if kind == "ffv1" else "y4m"
-    man = Manifest(script=str(script), script_sha256=script_sha256(script), args=values,
+    man = Manifest(script=str(script), script_sha256=mf.file_sha256(script), args=values,
                    info=info.to_dict(), kind=kind, pix_fmt=pix_fmt, segment_frames=k,
                    scenes_from=found["scenes_from"],
                    segments=[Segment(a, b, f"segment-{i:04d}.{ext}")

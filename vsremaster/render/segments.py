@@ -100,7 +100,7 @@ def render_segment(job: Job, env: dict | None = None, on_frames=None, on_start=N
     if errors:
         part.unlink(missing_ok=True)
         raise SegmentError("\n".join(errors))
-    frames = count_packets(part) if job.kind == "ffv1" else _y4m_frames(part, job.frame_bytes)
+    frames = count_packets(part) if job.kind == "ffv1" else y4m_frames(part, job.frame_bytes)
     if frames != job.end - job.start:
         part.unlink(missing_ok=True)
         raise SegmentError(f"the segment file holds {frames} frames, not {job.end - job.start}")
@@ -133,7 +133,7 @@ def _follow(stream, on_frames) -> list[str]:
     return list(lines)
 
 
-def _y4m_frames(path: Path, frame_bytes: int) -> int:
+def y4m_frames(path: Path, frame_bytes: int) -> int:
     """Frames in a y4m file written by vspipe (FRAME lines carry no parameters)."""
     with open(path, "rb") as f:
         header = f.readline()
