@@ -170,7 +170,8 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
     res.update(frames=int(len(frames)), height=size[0], width=size[1], refs=len(ref_frames))
     if cfg.temporal:
         from .consistency import evaluate_methods
-        refs_u8 = [frames[i] for i in reference_indices(len(frames), cfg.refs_every)]
+        refs_u8 = [] if cfg.no_refs else \
+            [frames[i] for i in reference_indices(len(frames), cfg.refs_every)]
         res.update(evaluate_methods(cfg, model_r, model_c, grey, refs, refs_u8,
                                     (l_pred, ab_pred), rgb,
                                     lambda l, ab: score(l, ab, rgb, l_true, ab_true)))
