@@ -21,6 +21,7 @@ import vapoursynth as vs
 from torch import nn
 
 import vsremaster
+from vsremaster.engine.models import cpu_bfloat16
 from vsremaster.engine import models as shared
 from vsremaster.model.checkpoint import save_checkpoint
 from vsremaster.remaster import build
@@ -159,17 +160,17 @@ def test_switches(lite_seeded_weights, quiet, source, name, value):
 
 # -- the device ---------------------------------------------------------------------------
 
-def test_fp16_on_cpu(lite_seeded_weights, quiet, source):
-    rejects(remaster(source, lite_seeded_weights, fp16=True), "fp16", "needs a CUDA device",
-            "fp16=False or None")
-    rejects(remaster(source, lite_seeded_weights, fp16="yes"), "fp16", "True, False or None")
+@pytest.mark.skipif(cpu_bfloat16() is not None, reason="this CPU has bfloat16 hardware: "
+                    "fp16=True runs bfloat16 (tests/test_precision.py)")
+def test_fp16_on_a_cpu_without_bfloat16(lite_seeded_weights, quiet, source):
+    rejects(remaster(source, lite_seeded_weights, fp16=True), "fp16",
+            "needs bfloat16 hardware", "fp16=False or None")
     assert source.calls == 0
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
-def test_fp16_with_automatic_device_and_no_cuda(lite_seeded_weights, quiet, source):
-    call = lambda: vsremaster.Remaster(source.clip, weights=lite_seeded_weights, fp16=True)  # noqa: E731
-    rejects(call, "fp16", "needs a CUDA device")
+def test_fp16_not_a_bool(lite_seeded_weights, quiet, source):
+    rejects(remaster(source, lite_seeded_weights, fp16="yes"), "fp16", "True, False or None")
+    assert source.calls == 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")

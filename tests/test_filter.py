@@ -204,7 +204,7 @@ def small_frames(clip, w=W, h=H):
 def test_restoration_in_cells_equals_one_pass_over_the_scene(lite_seeded_weights, lite_models, grey):
     model_r, _ = lite_models
     clip = from_arrays(grey, vs.GRAYS)
-    pipe = build(clip, weights=lite_seeded_weights, colorize=False, chunk=3, mindim=48, device_index=-1)
+    pipe = build(clip, weights=lite_seeded_weights, colorize=False, chunk=3, mindim=48, device_index=-1, fp16=False)
     pipe.engine.step = 2                      # pushes split in steps of two frames
     got = [planes(f)[0] for f in pipe.clip.frames()]
     assert pipe.engine.runs["frames"] == 20
@@ -226,7 +226,7 @@ def test_colour_equals_the_whole_scene_decoded_frame_by_frame(lite_seeded_weight
     from vsremaster.model.fold import fold_batchnorm
     _, model_c = lite_models
     clip = from_arrays(grey, vs.GRAYS, per_frame_props=scene_props([12]))
-    pipe = build(clip, weights=lite_seeded_weights, restore=False, chunk=5, mindim=48, device_index=-1)
+    pipe = build(clip, weights=lite_seeded_weights, restore=False, chunk=5, mindim=48, device_index=-1, fp16=False)
     got = {}
     for n in (13, 2, 19, 7):                   # seeks: cold starts and resumed streams
         pipe.clip.get_frame(n)
@@ -267,7 +267,7 @@ def test_chunk_context_sees_seven_frames_of_edge_replicated_context(lite_seeded_
     model_c = fold_batchnorm(copy.deepcopy(lite_models[1]))     # as the engine runs it
     clip = from_arrays(grey[:12], vs.GRAYS)
     pipe = build(clip, weights=lite_seeded_weights, restore=False, chunk=4, mindim=48,
-                 device_index=-1, context="chunk")
+                 device_index=-1, context="chunk", fp16=False)      # as the float32 model
     for _ in pipe.clip.frames():
         pass
     small = torch.from_numpy(small_frames(clip)).clamp(0, 1)

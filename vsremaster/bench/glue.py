@@ -99,7 +99,7 @@ def run_case(case: dict) -> dict:
         refs = write_refs(images, Path(tmp)) or None
         kw = {"weights": case["weights"], "device_index": device_index(device),
               "mindim": MINDIM, "ref_mindim": case["ref_size"],
-              **precision_kwargs(case["precision"]), **case["filter_args"]}
+              **precision_kwargs(case["precision"], device), **case["filter_args"]}
         warm = build(source_clip(*SMALL, WARMUP_FRAMES, fmt, case["seed"]), refs, **kw)
         for _ in warm.clip.frames(close=True):
             pass

@@ -13,7 +13,6 @@ filter's `context="chunk"` decoding with its default in one process.
 """
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
@@ -66,19 +65,18 @@ def planes_to_rgb(planes: dict[int, np.ndarray], family: str, matrix: int) -> di
             for n, f in enumerate(rgb.frames(close=True))}
 
 
-def precision_kwargs(precision: str) -> dict:
-    """The filter's precision arguments for --precision (whatever `build` offers)."""
-    from ..remaster import build
-    params = inspect.signature(build).parameters
+def precision_kwargs(precision: str, device: torch.device) -> dict:
+    """The filter's `fp16` argument for --precision on `device` (ValueError where the
+    filter has no such precision there: its half precision is `half_dtype(device)`)."""
+    from ..engine.models import half_dtype
     if precision == "auto":
         return {}
-    if "precision" in params:
-        return {"precision": precision}
-    if "dtype" in params:
-        return {"dtype": DTYPES[precision]}
-    if precision == "bf16":
-        raise ValueError("this version of Remaster has no bfloat16 switch (fp16= only)")
-    return {"fp16": precision == "fp16"}
+    if precision == "fp32":
+        return {"fp16": False}
+    if DTYPES[precision] != half_dtype(device):
+        raise ValueError(f"--precision {precision}: the filter's half precision on "
+                         f"{device.type} is {DTYPE_NAMES[half_dtype(device)]}")
+    return {"fp16": True}
 
 
 def _planes(f) -> np.ndarray:
@@ -92,7 +90,7 @@ def measure(cfg: Config, inputs: Inputs, small: Inputs, weights, keep: set[int],
     res = MethodResult(name)
     w, h = inputs.frames.shape[2], inputs.frames.shape[1]
     kw = dict(weights=str(weights), device_index=device_index(cfg.device),
-              **precision_kwargs(cfg.precision))
+              **precision_kwargs(cfg.precision, cfg.device))
     user = {**cfg.ours_args, **(extra or {})}
     warm_in = warmup_input(cfg, inputs, small)
     warm = None

@@ -46,7 +46,8 @@ def resolve_dtype(cfg: Config, results: dict) -> torch.dtype:
     if "ours" in results and results["ours"].precision in DTYPES:
         return DTYPES[results["ours"].precision]
     if cfg.precision == "auto":
-        return torch.float16 if cfg.device.type == "cuda" else torch.float32
+        from ..remaster import _pick_dtype
+        return _pick_dtype(None, cfg.device)
     return DTYPES[cfg.precision]
 
 

@@ -24,8 +24,8 @@ def add_arguments(parser) -> None:
                         help="short edge of the references in px (default 256)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="ours (and naive): auto = the filter's default (fp32 on CPU); "
-                             "the baseline is always fp32")
+                        help="ours (and naive): auto = the filter's default (fp16 on CUDA, bf16 on a "
+                             "CPU with AMX, else fp32); the baseline is always fp32")
     parser.add_argument("--weights", metavar="PATH",
                         help="weights file, or 'golden': generated golden weights, full size "
                              "(the default; --glue: the bundled lite model)")
@@ -59,6 +59,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..bench.config import METHODS, Config, ours_options, parse_device
+    from ..bench.ours import precision_kwargs
     from ..bench.run import main
     try:
         device = parse_device(args.device)
@@ -71,9 +72,10 @@ def run(args) -> int:
         print(f"bench: --methods: unknown {bad or 'empty'}; choose from {','.join(METHODS)}",
               file=sys.stderr)
         return 2
-    if args.precision in ("fp16", "bf16") and device.type != "cuda":
-        print(f"bench: --precision {args.precision} needs a CUDA device (the filter runs fp32 "
-              "on a CPU)", file=sys.stderr)
+    try:
+        precision_kwargs(args.precision, device)
+    except ValueError as e:
+        print(f"bench: {e}", file=sys.stderr)
         return 2
     if args.refs < 0 or (args.frames is not None and args.frames < 1) or args.threads < 1:
         print("bench: --refs must be >= 0, --frames and --threads >= 1", file=sys.stderr)

@@ -5,6 +5,7 @@ script editors that re-evaluate a script keep memory flat.
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -55,3 +56,25 @@ def shared_models(path: Path, device: torch.device, dtype: torch.dtype) -> Model
             models = Models(model_r, model_c, device, dtype, getattr(model_c, "name", ""))
             _shared[key] = models
         return models
+
+
+def half_dtype(device: torch.device) -> torch.dtype:
+    """The networks' half precision on `device`: float16 on CUDA; bfloat16 on a CPU, the
+    half type CPUs multiply in hardware (float16 is emulated there and slower than float32)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bfloat16() -> str | None:
+    """How this CPU multiplies bfloat16: "amx" (AMX tiles), "avx512_bf16", or None (only
+    by emulation: slower than float32). Read from torch's CPU feature checks."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    checks = (("amx", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported"))
+    for name, check in checks:
+        try:
+            if getattr(torch.cpu, check)():
+                return name
+        except (AttributeError, RuntimeError):
+            pass
+    return None
