@@ -179,6 +179,29 @@ def test_evaluate_frames_without_references():
     assert "transfer" not in protocol.table([{**res, "clip": "c"}], mean)
 
 
+def test_evaluate_frames_gives_the_confidence_of_its_own_pass():
+    import seeded
+    from vsremaster.evaluation.confidence import spearman
+    model_r, model_c = _models()
+    for model, state in zip((model_r, model_c), seeded.state_dicts(WIDTH)):
+        model.load_state_dict(state)
+    cfg = protocol.EvalConfig(frames=6, mindim=32, refs_every=3)
+    plain = protocol.evaluate_frames(_frames(), model_r, model_c, cfg)
+    res = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                   protocol.EvalConfig(frames=6, mindim=32, refs_every=3,
+                                                       confidence=True))
+    conf = res.pop("confidence")
+    assert "confidence" not in plain and res == plain      # the protocol's figures unchanged
+    assert len(conf["confidence"]) == len(conf["ab_rms"]) == len(conf["de00_colour"]) == 6
+    assert all(0 < c <= 1 for c in conf["confidence"])     # references were matched
+    assert all(e > 0 for e in conf["ab_rms"] + conf["de00_colour"])
+    assert conf["spearman_ab"] == spearman(conf["ab_rms"], conf["confidence"])
+    none = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                    protocol.EvalConfig(frames=6, mindim=32, no_refs=True,
+                                                        confidence=True))
+    assert none["confidence"]["confidence"] == [0.0] * 6   # nothing to match without any
+
+
 # --------------------------------------------------------------------------- suite
 
 def test_hue_rotation_round_trip():
