@@ -317,6 +317,29 @@ def test_evaluate_frames_scores_block5_and_naive_without_the_filter():
                                  protocol.EvalConfig(frames=7, mindim=32, temporal=("ours",)))
 
 
+def test_no_refs_leaves_the_references_out_of_the_filter_runs_too(tmp_path):
+    """With `no_refs` the filter runs (ours and its variants) get no references, as
+    block5 and naive; they were once given the reference frames all the same."""
+    import seeded
+    from vsremaster.model.checkpoint import save_checkpoint
+    model_r, model_c = _models()
+    states = seeded.state_dicts(WIDTH)           # non-zero attention gamma: references matter
+    for model, state in zip((model_r, model_c), states):
+        model.load_state_dict(state)
+    weights = save_checkpoint(tmp_path / "seeded.safetensors", *states, name="tiny-seeded")
+    runs = {}
+    for no_refs in (False, True):
+        cfg = protocol.EvalConfig(frames=6, mindim=32, no_refs=no_refs, temporal=("ours",),
+                                  weights=str(weights), ours_variants=({"chunk": 4},))
+        runs[no_refs] = protocol.evaluate_frames(_frames(), model_r, model_c, cfg)
+    # the deteriorated input is the same: only the references can tell the runs apart
+    assert runs[True]["input_psnr_l"] == runs[False]["input_psnr_l"]
+    for name in ("ours", "ours[chunk=4]"):
+        assert math.isfinite(runs[True][f"{name}_psnr_ab"]), name
+        assert runs[True][f"{name}_psnr_ab"] != runs[False][f"{name}_psnr_ab"], name
+        assert runs[True]["temporal"][name] != runs[False]["temporal"][name], name
+
+
 def test_pan_seam_scores_the_scene_and_every_output(tmp_path):
     from vsremaster.evaluation.consistency import pan_seam
     from vsremaster.model.checkpoint import save_checkpoint
