@@ -179,6 +179,29 @@ def test_evaluate_frames_without_references():
     assert "transfer" not in protocol.table([{**res, "clip": "c"}], mean)
 
 
+def test_evaluate_frames_gives_the_confidence_of_its_own_pass():
+    import seeded
+    from vsremaster.evaluation.confidence import spearman
+    model_r, model_c = _models()
+    for model, state in zip((model_r, model_c), seeded.state_dicts(WIDTH)):
+        model.load_state_dict(state)
+    cfg = protocol.EvalConfig(frames=6, mindim=32, refs_every=3)
+    plain = protocol.evaluate_frames(_frames(), model_r, model_c, cfg)
+    res = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                   protocol.EvalConfig(frames=6, mindim=32, refs_every=3,
+                                                       confidence=True))
+    conf = res.pop("confidence")
+    assert "confidence" not in plain and res == plain      # the protocol's figures unchanged
+    assert len(conf["confidence"]) == len(conf["ab_rms"]) == len(conf["de00_colour"]) == 6
+    assert all(0 < c <= 1 for c in conf["confidence"])     # references were matched
+    assert all(e > 0 for e in conf["ab_rms"] + conf["de00_colour"])
+    assert conf["spearman_ab"] == spearman(conf["ab_rms"], conf["confidence"])
+    none = protocol.evaluate_frames(_frames(), model_r, model_c,
+                                    protocol.EvalConfig(frames=6, mindim=32, no_refs=True,
+                                                        confidence=True))
+    assert none["confidence"]["confidence"] == [0.0] * 6   # nothing to match without any
+
+
 # --------------------------------------------------------------------------- suite
 
 def test_hue_rotation_round_trip():
@@ -292,6 +315,29 @@ def test_evaluate_frames_scores_block5_and_naive_without_the_filter():
     with pytest.raises(ValueError, match="weights"):
         protocol.evaluate_frames(frames, model_r, model_c,
                                  protocol.EvalConfig(frames=7, mindim=32, temporal=("ours",)))
+
+
+def test_no_refs_leaves_the_references_out_of_the_filter_runs_too(tmp_path):
+    """With `no_refs` the filter runs (ours and its variants) get no references, as
+    block5 and naive; they were once given the reference frames all the same."""
+    import seeded
+    from vsremaster.model.checkpoint import save_checkpoint
+    model_r, model_c = _models()
+    states = seeded.state_dicts(WIDTH)           # non-zero attention gamma: references matter
+    for model, state in zip((model_r, model_c), states):
+        model.load_state_dict(state)
+    weights = save_checkpoint(tmp_path / "seeded.safetensors", *states, name="tiny-seeded")
+    runs = {}
+    for no_refs in (False, True):
+        cfg = protocol.EvalConfig(frames=6, mindim=32, no_refs=no_refs, temporal=("ours",),
+                                  weights=str(weights), ours_variants=({"chunk": 4},))
+        runs[no_refs] = protocol.evaluate_frames(_frames(), model_r, model_c, cfg)
+    # the deteriorated input is the same: only the references can tell the runs apart
+    assert runs[True]["input_psnr_l"] == runs[False]["input_psnr_l"]
+    for name in ("ours", "ours[chunk=4]"):
+        assert math.isfinite(runs[True][f"{name}_psnr_ab"]), name
+        assert runs[True][f"{name}_psnr_ab"] != runs[False][f"{name}_psnr_ab"], name
+        assert runs[True]["temporal"][name] != runs[False]["temporal"][name], name
 
 
 def test_pan_seam_scores_the_scene_and_every_output(tmp_path):

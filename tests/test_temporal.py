@@ -108,3 +108,14 @@ def test_temporal_metrics_of_a_still_grey_clip():
     m = temporal.temporal_metrics(rgb)
     assert m["mean_dab"] == 0.0 and m["seam"] == 1.0 and m["cdc"] == 0.0
     assert set(m) == {"mean_dab", "seam", "seam_at", "cdc", "cdc_d1", "cdc_d2", "cdc_d4"}
+
+
+def test_temporal_metrics_take_the_ab_a_caller_has():
+    """Given a*b* are used as they are (not converted from the RGB again)."""
+    rgb = np.full((20, 3, 8, 8), 0.5)
+    ab = _drift(jump_at=10)
+    m = temporal.temporal_metrics(rgb, ab=ab)
+    assert m["mean_dab"] == pytest.approx(temporal.mean_change(ab)) and m["seam_at"] == 9
+    assert m["cdc"] == 0.0                          # the CDC still reads the RGB
+    assert temporal.temporal_metrics(rgb, ab=temporal.rgb_to_ab(rgb)) == \
+        temporal.temporal_metrics(rgb)

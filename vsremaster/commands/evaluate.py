@@ -38,7 +38,8 @@ def add_arguments(parser) -> None:
                         help="frames per clip in the suite (default 5)")
     parser.add_argument("--no-confidence", action="store_true",
                         help="skip the Spearman correlation of per-frame colour error and match "
-                             "confidence (it runs the protocol's model pass once more)")
+                             "confidence (it runs the colorization's matching once more, "
+                             "one frame at a time)")
     parser.add_argument("--temporal", default="ours,block5,naive", metavar="METHODS",
                         help="methods scored for temporal consistency, a subset of "
                              "ours,block5,naive (default all; 'none': skip); ours = the real "
@@ -100,7 +101,8 @@ def run(args) -> int:
         return 2
     cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, no_refs=args.no_refs,
                      mindim=args.mindim, chunk=args.chunk, device=device, temporal=temporal,
-                     weights=str(path), ours_args=ours_args, ours_variants=variants)
+                     weights=str(path), ours_args=ours_args, ours_variants=variants,
+                     confidence=not args.no_confidence)
     t0 = time.time()
     results = []
     for clip in args.clips:
@@ -109,6 +111,9 @@ def run(args) -> int:
         except OSError as e:
             print(f"evaluate: {e}", file=sys.stderr)
             return 2
+    # the confidence figures come from the protocol's own pass; they are reported apart
+    per_clip = [{"clip": r["clip"], **r.pop("confidence")} for r in results] \
+        if cfg.confidence else None
     mean = summarise(results)
     print(f"weights: {path}")
     print(table(results, mean))
@@ -126,11 +131,8 @@ def run(args) -> int:
             print(f"\nreference suite: {clip}")
             print(suite_table(suite[clip]))
         record["suite"] = suite
-    if not args.no_confidence:
+    if per_clip is not None:
         from ..evaluation import confidence
-        from ..training.data import read_video
-        per_clip = [{"clip": Path(clip).name, **confidence.confidence_frames(
-            read_video(clip, args.frames), model_r, model_c, cfg)} for clip in args.clips]
         pooled = confidence.summary(per_clip)
         print("\nmatch confidence against per-frame colour error (Spearman)")
         print(confidence.table(per_clip, pooled))

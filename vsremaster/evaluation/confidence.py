@@ -1,10 +1,11 @@
 """Does the match confidence mean something? Its rank correlation with the colour error.
 
-On the protocol's clips (protocol.py: the same frames, deterioration, references and
-blocks of 5), each frame's colour error against the ground truth (RMS of a*b*, CIE Lab
-units; and the mean CIEDE2000 of the true L* with the predicted a*b*, colour alone)
-beside its mean match confidence (model.confidence, from the restored frame). A
-meaningful confidence falls where the error rises: a negative Spearman correlation.
+Inside the protocol's pass (protocol.py, `EvalConfig.confidence`: the same frames,
+deterioration, references and blocks of 5), each frame's colour error against the ground
+truth (RMS of a*b*, CIE Lab units; and the mean CIEDE2000 of the true L* with the
+predicted a*b*, colour alone) beside its mean match confidence (model.confidence, from
+the restored frame). A meaningful confidence falls where the error rises: a negative
+Spearman correlation.
 """
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import numpy as np
 import torch
 from kornia.color import rgb_to_lab
 
-from ..color.lab import model_to_ab, rgb_to_model
-from ..training.deterioration import Deteriorator, make_bank
+from ..color.lab import model_to_ab
 from .metrics import ciede2000
-from .protocol import EvalConfig, processing_size, reference_canvas, reference_indices, remaster, to_tensor
 
 
 def ranks(values) -> np.ndarray:
@@ -66,19 +65,13 @@ def frame_errors(l_true: torch.Tensor, ab_pred: torch.Tensor, ab_true: torch.Ten
     return rms.double().numpy(), de.numpy()
 
 
-def confidence_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig) -> dict:
-    """The protocol on uint8 RGB frames [T, H, W, 3], per frame: errors and confidence."""
-    size = processing_size(*frames.shape[1:3], cfg.mindim)
-    rgb = to_tensor(frames, size)
-    l_true, ab_true = rgb_to_model(rgb)
-    det = Deteriorator(make_bank(seed=cfg.seed))
-    grey = torch.from_numpy(det.deteriorate(l_true[:, 0].numpy(), np.random.default_rng(cfg.seed),
-                                            cfg.settings))[:, None]
-    refs = None if cfg.no_refs else reference_canvas(
-        [frames[i].astype(np.float32) / 255.0 for i in reference_indices(len(frames), cfg.refs_every)])
-    l_pred, ab_pred = remaster(model_r, model_c, grey, refs, cfg.chunk, cfg.device)
-    conf = frame_confidence(model_c, l_pred, refs, cfg.device)
-    rms, de = frame_errors(l_true, ab_pred, ab_true, rgb)
+def confidence_figures(model_c, l_pred: torch.Tensor, ab_pred: torch.Tensor,
+                       refs: torch.Tensor | None, l_true: torch.Tensor, ab_true: torch.Tensor,
+                       rgb_true: torch.Tensor, device="cpu") -> dict:
+    """Per frame of one remastered clip (the protocol's values): errors and confidence,
+    and their Spearman correlations."""
+    conf = frame_confidence(model_c, l_pred, refs, device)
+    rms, de = frame_errors(l_true, ab_pred, ab_true, rgb_true)
     return {"confidence": conf.tolist(), "ab_rms": rms.tolist(), "de00_colour": de.tolist(),
             "spearman_ab": spearman(rms, conf), "spearman_de00": spearman(de, conf)}
 

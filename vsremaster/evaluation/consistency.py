@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from kornia.color import rgb_to_lab
 
 from ..bench.config import variant_name
-from ..color.lab import model_to_rgb, rgb_to_model
+from ..color.lab import ab_to_model, model_to_rgb, rgb_to_model
 from .temporal import scene_bounds, temporal_metrics
 
 METHODS = ("ours", "block5", "naive")
@@ -68,6 +69,7 @@ def evaluate_methods(cfg, model_r, model_c, grey: torch.Tensor, refs: torch.Tens
     """The figures of `cfg.temporal`'s methods; `score(l, ab)`: the protocol's PSNR and
     CIEDE2000 of a prediction (model units) against the clip."""
     rgbs = {"truth": truth_rgb}
+    abs_: dict = {}                 # a*b* of the outputs already converted to Lab
     out: dict = {}
     if "ours" in cfg.temporal:
         if cfg.weights is None:
@@ -76,16 +78,18 @@ def evaluate_methods(cfg, model_r, model_c, grey: torch.Tensor, refs: torch.Tens
         for name, extra in runs:
             rgb = ours_filter(grey, ref_frames, cfg.weights, cfg.device,
                               **{**cfg.ours_args, **extra})
-            l, ab = rgb_to_model(rgb)
+            lab = rgb_to_lab(rgb.clamp(0, 1))      # once: the score's and the temporal a*b*
+            l, ab = lab[:, :1] / 100.0, ab_to_model(lab[:, 1:])
             out.update({f"{name}_{k}": v for k, v in score(l, ab).items()})
-            rgbs[name] = rgb
+            rgbs[name], abs_[name] = rgb, lab[:, 1:].numpy()
     if "block5" in cfg.temporal:
         rgbs["block5"] = model_to_rgb(*block5)
     if "naive" in cfg.temporal:
         l, ab = naive_window(model_r, model_c, grey, refs, cfg.device)
         out.update({f"naive_{k}": v for k, v in score(l, ab).items()})
         rgbs["naive"] = model_to_rgb(l, ab)
-    out["temporal"] = {name: temporal_metrics(rgb.numpy()) for name, rgb in rgbs.items()}
+    out["temporal"] = {name: temporal_metrics(rgb.numpy(), ab=abs_.get(name))
+                       for name, rgb in rgbs.items()}
     return out
 
 
@@ -118,8 +122,8 @@ def compare_outputs(grey: torch.Tensor, ref_images: list[np.ndarray], weights, d
         rgbs["block5"] = model_to_rgb(*remaster(model_r, model_c, grey, refs, 5, device))
     out = {}
     for name, rgb in rgbs.items():
-        out[name] = temporal_metrics(rgb.numpy(), starts)
         ab = rgb_to_ab(rgb.numpy())
+        out[name] = temporal_metrics(rgb.numpy(), starts, ab)
         out[name]["steps"] = [local_steps(chroma_changes(ab[a:b])).tolist()
                               for a, b in scene_bounds(len(ab), starts)]
         out[name]["starts"] = list(starts)

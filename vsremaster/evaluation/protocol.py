@@ -19,6 +19,8 @@
 5. With `temporal` methods (`consistency`): the same clip through the real filter
    (`ours`) and the naive 15-frame window as well, scored the same way, and the
    temporal metrics (`temporal`) of every method's output and of the clip itself.
+6. With `confidence`: each frame's match confidence and colour error of step 3's
+   output, and their rank correlation (`confidence.confidence_figures`).
 """
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ class EvalConfig:
     weights: str | None = None          # the weights file (the filter loads it itself)
     ours_args: dict = field(default_factory=dict)          # extra filter arguments
     ours_variants: tuple[dict, ...] = ()                   # more ours runs, each with these
+    #: per-frame match confidence against colour error, under the result's `confidence`
+    confidence: bool = False
 
 
 def processing_size(h: int, w: int, mindim: int = 320) -> tuple[int, int]:
@@ -149,7 +153,8 @@ def reference_indices(n: int, refs_every: int | None) -> list[int]:
 
 def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
                     deteriorator: Deteriorator | None = None) -> dict:
-    """The protocol on uint8 RGB frames [T, H, W, 3]; returns the metrics of all three."""
+    """The protocol on uint8 RGB frames [T, H, W, 3]; returns the metrics of all three
+    (and the temporal and confidence figures `cfg` asks for)."""
     size = processing_size(*frames.shape[1:3], cfg.mindim)
     rgb = to_tensor(frames, size)
     l_true, ab_true = rgb_to_model(rgb)
@@ -175,6 +180,10 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
         res.update(evaluate_methods(cfg, model_r, model_c, grey, refs, refs_u8,
                                     (l_pred, ab_pred), rgb,
                                     lambda l, ab: score(l, ab, rgb, l_true, ab_true)))
+    if cfg.confidence:
+        from .confidence import confidence_figures
+        res["confidence"] = confidence_figures(model_c, l_pred, ab_pred, refs, l_true, ab_true,
+                                               rgb, cfg.device)
     return res
 
 

@@ -133,8 +133,9 @@ def rgb_to_ab(rgb: np.ndarray) -> np.ndarray:
     return lab[:, 1:].numpy()
 
 
-def temporal_metrics(rgb: np.ndarray, starts=(0,)) -> dict:
-    """All of them for one output clip rgb [T, 3, H, W] in [0, 1]."""
-    ab = rgb_to_ab(rgb)
+def temporal_metrics(rgb: np.ndarray, starts=(0,), ab: np.ndarray | None = None) -> dict:
+    """All of them for one output clip rgb [T, 3, H, W] in [0, 1]; `ab`: its a*b*
+    (`rgb_to_ab(rgb)`) where the caller has them already."""
+    ab = rgb_to_ab(rgb) if ab is None else ab
     step, at = seam(ab, starts)
     return {"mean_dab": mean_change(ab, starts), "seam": step, "seam_at": at, **cdc(rgb, starts)}

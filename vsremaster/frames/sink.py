@@ -14,7 +14,7 @@ import vapoursynth as vs
 
 from ..color.expr import compose_linear_rgb, lab_of_linear_rgb
 from ..color.ycbcr import supported_matrix
-from .formats import check_color_props, is_full_range, matrix_of, output_props, stored_keys
+from .formats import is_full_range, matrix_of, output_props, stored_keys
 from .source import full_size_l, luma
 
 #: Colour description codes: BT.709 primaries, the sRGB curve, linear light.
@@ -35,9 +35,9 @@ def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:
 
 
 def colour_of(props, family: vs.ColorFamily) -> tuple[int, bool]:
-    """(matrix, full range) of a source frame, as the output keeps them; PropError for a
-    colour prop that cannot be used."""
-    check_color_props(props, family)
+    """(matrix, full range) of a source frame, as the output keeps them. The frames come
+    from `source.checked`, which has checked all their colour props (PropError here only
+    for a `_Matrix`/`_Range` of a frame that did not pass there)."""
     matrix = supported_matrix(matrix_of(props)) if family == vs.YUV else 1
     return matrix, is_full_range(props, family)
 
