@@ -72,7 +72,7 @@ def micro(kw: dict, clip, refs: str, calls: int) -> dict:
     dtype = _pick_dtype(None, device)
     models = shared_models(_find_weights(kw.get("weights")), device, dtype)
     pw, ph = processing_size(clip.width, clip.height, kw["mindim"])
-    bank = load_bank(refs, None, clip.num_frames)
+    bank = load_bank(refs)
     canvas = place_on_canvas(bank.images, kw["ref_mindim"])
     net = models.colorize
     g = torch.Generator().manual_seed(0)

@@ -25,7 +25,7 @@ from vsremaster.planning.scenes import (THUMB, SceneIndex, SceneScan, ScanError,
                                         scan)
 from vsremaster.references import selection
 from vsremaster.references.selection import choose_set, choose_sets
-from vsremaster.references.sources import RefBank, RefError, load_bank
+from vsremaster.references.sources import RefBank, RefError
 from vsremaster.references.synced import SyncedRefs
 
 core = vs.core
@@ -315,9 +315,10 @@ def test_synced_refs_are_read_lazily_at_scene_starts():
     sets = {s: choose_set(synced, index, *index.bounds(s), 3) for s in starts}
     assert sets == {s: (() if s == 12 else (s,)) for s in starts}
     assert sorted(set(reads)) == starts
-    eager = load_bank(synced_refs(N, blank={12}), starts, N)     # today's way
-    assert eager.anchors == [0, 5, 16, 30, 32]
-    for s, img in zip(eager.anchors, eager.images):
+    rgb = synced_refs(N, blank={12})
+    for s in [0, 5, 16, 30, 32]:
+        f = rgb.get_frame(s)
+        img = np.stack([np.asarray(f[p]) for p in range(3)], -1)
         assert synced.images[s].tobytes() == img.tobytes()
     with pytest.raises(KeyError):
         synced.images[12]

@@ -325,7 +325,7 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
     try:
         check_refs(refs)
         # image files are read now, before the (long) scene scan; a clip after it
-        files = load_bank(refs, None, clip.num_frames) \
+        files = load_bank(refs) \
             if colorize and not isinstance(refs, vs.VideoNode) else None
     except RefError as e:
         _fail(str(e))
@@ -341,7 +341,7 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
         elif refs.num_frames == clip.num_frames:
             bank = SyncedRefs(refs)                              # read per scene, lazily
         else:
-            bank = load_bank(refs, [0], clip.num_frames)
+            bank = load_bank(refs)
     except RefError as e:
         _fail(str(e))
     references = SceneReferences(bank, index, max_refs if colorize else 0, ref_mindim,
@@ -416,11 +416,7 @@ class Pipeline:
 
     def scene_bounds(self) -> list[tuple[int, int]]:
         """Every scene of the clip (scans the whole clip: for tests and tools)."""
-        out, n = [], 0
-        while n < self.clip.num_frames:
-            out.append(self.scenes.bounds(n))
-            n = out[-1][1]
-        return out
+        return self.scenes.all_bounds()
 
     def scene_starts(self) -> list[int]:
         return [a for a, _ in self.scene_bounds()]

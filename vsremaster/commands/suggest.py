@@ -47,11 +47,9 @@ def add_arguments(parser) -> None:
 
 def _load(source: Path, script_args: list[str]):
     """(the black-and-white clip, its sc_threshold or None, how it was found)."""
-    import runpy
-
     import vapoursynth as vs
 
-    from ..hooks import BUILD_HOOKS
+    from ..hooks import run_script
     if source.suffix.lower() not in SCRIPTS:
         return vs.core.bs.VideoSource(str(source)), None, "the video file"
     pairs = {}
@@ -60,19 +58,7 @@ def _load(source: Path, script_args: list[str]):
         if not sep or not name:
             raise ValueError(f"-a {pair!r}: expected NAME=VALUE")
         pairs[name] = value
-    built = []
-
-    def hook(clip, sc_threshold):
-        built.append((clip, sc_threshold))
-
-    vs.clear_outputs()
-    BUILD_HOOKS.append(hook)
-    argv, sys.argv = sys.argv, [str(source)]
-    try:
-        runpy.run_path(str(source), init_globals=pairs, run_name="__vapoursynth__")
-    finally:
-        sys.argv = argv
-        BUILD_HOOKS.remove(hook)
+    built = run_script(str(source), pairs)
     sources = {id(c): (c, t) for c, t in built}
     if len(sources) == 1:
         clip, threshold = next(iter(sources.values()))

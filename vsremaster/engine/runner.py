@@ -24,7 +24,7 @@ from ..limits import is_out_of_memory, trim_host_heap
 from ..model import RefEncoding
 from ..model.decoding import WINDOW_RADIUS
 from ..planning.windows import Cell, Grid
-from .cache import LRU
+from ..lru import LRU
 from .models import Models
 from .streams import Finished, SceneState, SceneStream
 

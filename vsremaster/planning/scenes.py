@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
 import vapoursynth as vs
 
 from ..frames.formats import PropError, scene_change
+from ..lru import LRU
 
 DEFAULT_SC_THRESHOLD = 0.1
 THUMB = 16           # thumbnail edge used to describe scenes and references
@@ -149,10 +149,9 @@ class SceneIndex:
         self._thumbs = vs.core.resize.Bilinear(luma, THUMB, THUMB)
         self._from_props: bool | None = None if sc_threshold is None else False
         self._decide_lock = threading.Lock()
-        self._blocks: OrderedDict[int, _Block] = OrderedDict()
-        self._held = 0                                  # bytes in self._blocks
+        self._blocks = LRU(-(-self.num_frames // block), cache_bytes, lambda b: b.nbytes)
         self._scanning: dict[int, threading.Lock] = {}
-        self._lock = threading.Lock()                   # guards the two dicts above
+        self._lock = threading.Lock()                   # guards _scanning and the counts
         #: blocks scanned and frames thumbnailed so far (benchmarks read them)
         self.blocks_scanned = 0
         self.frames_scanned = 0
@@ -176,6 +175,14 @@ class SceneIndex:
         i = bisect.bisect_right(blk.starts, n) - 1
         return blk.starts[i], blk.starts[i + 1] if i + 1 < len(blk.starts) else blk.stop
 
+    def all_bounds(self) -> list[tuple[int, int]]:
+        """[start, stop) of every scene (scans the whole clip: for tools and tests)."""
+        out, n = [], 0
+        while n < self.num_frames:
+            out.append(self.bounds(n))
+            n = out[-1][1]
+        return out
+
     def descriptor(self, start: int) -> tuple[np.ndarray, np.ndarray]:
         """(mean thumbnail, mean histogram) of the scene starting at `start` (read-only)."""
         if not 0 <= start < self.num_frames:
@@ -188,31 +195,22 @@ class SceneIndex:
 
     # -- blocks ------------------------------------------------------------------
     def _block(self, k: int) -> _Block:
+        blk = self._blocks.get(k)
+        if blk is not None:
+            return blk
         with self._lock:
-            blk = self._blocks.get(k)
-            if blk is not None:
-                self._blocks.move_to_end(k)
-                return blk
             lock = self._scanning.setdefault(k, threading.Lock())
         with lock:                  # one scan per block; other blocks go on meanwhile
-            with self._lock:
-                blk = self._blocks.get(k)
+            blk = self._blocks.get(k)
             if blk is None:
                 blk = self._scan(k)
+                self._blocks.put(k, blk)
                 with self._lock:
-                    self._keep(k, blk)
+                    self.blocks_scanned += 1
+                    self.frames_scanned += blk.stop - blk.starts[0]
             with self._lock:
                 self._scanning.pop(k, None)
         return blk
-
-    def _keep(self, k: int, blk: _Block) -> None:
-        self.blocks_scanned += 1
-        self.frames_scanned += blk.stop - blk.starts[0]
-        self._blocks[k] = blk
-        self._held += blk.nbytes
-        while self._held > self.cache_bytes and len(self._blocks) > 1:
-            _, old = self._blocks.popitem(last=False)
-            self._held -= old.nbytes
 
     def _scan(self, k: int) -> _Block:
         """Thumbnail block k once, in parallel, and summarise it exactly as `scan` does."""

@@ -45,9 +45,6 @@ def choose_sets(bank: RefBank, scenes: SceneScan, num_frames: int,
     bounds = scenes.starts + [num_frames]
     if max_refs == 0 or not len(bank):
         return [()] * len(scenes.starts)
-    if bank.synced:
-        where = {a: i for i, a in enumerate(bank.anchors)}
-        return [(where[s],) if s in where else () for s in scenes.starts]
     anchored = [i for i, a in enumerate(bank.anchors) if a is not None]
     loose = [i for i, a in enumerate(bank.anchors) if a is None]
     descs = {i: ref_descriptor(bank.images[i]) for i in loose}
@@ -93,8 +90,6 @@ def choose_set(bank: RefBank | SyncedRefs, scenes: SceneIndex, start: int, stop:
         return (start,) if bank.image(start) is not None else ()
     if not len(bank):
         return ()
-    if bank.synced:
-        return tuple(i for i, a in enumerate(bank.anchors) if a == start)[:1]
     anchored = [i for i, a in enumerate(bank.anchors) if a is not None]
     mid = (start + stop - 1) / 2
     inside = sorted((i for i in anchored if start <= bank.anchors[i] < stop),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.cache import LRU
+from ..lru import LRU
 from .canvas import canvas_size, place_on_canvas
 from .selection import choose_set
 from .sources import RefError

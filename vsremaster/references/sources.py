@@ -1,15 +1,16 @@
 """Reading the `refs` argument into a bank of RGB images with optional anchors.
 
-`refs` may be a clip of the source's length (synchronised: the frame at each scene
-start is that scene's reference), a clip of another length (a bank; `_RemasterAnchor`
+`refs` may be a clip of another length than the source's (a bank; `_RemasterAnchor`
 props anchor frames to source frames), a directory or list of image files (a number
-at the end of a file name anchors it), or None.
+at the end of a file name anchors it), or None. A clip of the source's length is
+synchronised (the frame at each scene start is that scene's reference) and is read
+lazily, per scene, by `synced.SyncedRefs`.
 
 A refs clip may have a variable format or size (e.g. a Splice of stills of different
 sizes): each frame is read on its own, converted to RGB24 at its own size. Every
 frame, whatever its format, must be GRAY, YUV or RGB at a depth the resizer reads.
 
-Everything is read when the filter is created; every problem is a RefError whose
+A bank is read when the filter is created; every problem is a RefError whose
 message starts with "refs" and says what is allowed. Nothing is decoded before it is
 checked: image files must be regular files within `limits.MAX_REF_FILE_BYTES`, and their
 headers (every file's, before the first is decoded) must declare at most
@@ -24,6 +25,7 @@ import stat
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -49,11 +51,11 @@ class RefError(ValueError):
 
 @dataclass
 class RefBank:
-    """Reference images (uint8 RGB [H, W, 3]), their anchors, and whether synchronised."""
+    """Reference images (uint8 RGB [H, W, 3]) and their anchors (None: unanchored)."""
 
     images: list[np.ndarray] = field(default_factory=list)
     anchors: list[int | None] = field(default_factory=list)
-    synced: bool = False
+    synced: ClassVar[bool] = False          # a synchronised refs clip is a SyncedRefs
 
     def __len__(self) -> int:
         return len(self.images)
@@ -282,23 +284,15 @@ def _check_frame_size(what: str, width: int, height: int) -> None:
         raise RefError(f"{what} {why}")
 
 
-def _from_clip(refs: vs.VideoNode, scene_starts: list[int], num_frames: int) -> RefBank:
+def _from_clip(refs: vs.VideoNode) -> RefBank:
+    """A bank clip: every frame a reference, anchored by its `_RemasterAnchor` if any."""
     if refs.width and refs.height:                 # constant size: checked before reading
         _check_frame_size("refs clip", refs.width, refs.height)
-    synced = refs.num_frames == num_frames
-    if not synced:
-        _check_count(refs.num_frames, "refs clip (a bank: its length differs from the "
-                     "clip's) has")
-    rgb = to_rgb24(refs)
-    bank = RefBank(synced=synced)
-    if synced:
-        frames = vs.core.std.Splice([rgb[s] for s in scene_starts]) if len(scene_starts) > 1 \
-            else rgb[scene_starts[0]]
-        numbers = scene_starts
-    else:
-        frames, numbers = rgb, range(refs.num_frames)
+    _check_count(refs.num_frames, "refs clip (a bank: its length differs from the "
+                 "clip's) has")
+    bank = RefBank()
     total = 0
-    for n, f in zip(numbers, frames.frames(close=True)):
+    for n, f in enumerate(to_rgb24(refs).frames(close=True)):
         where = f"refs clip frame {n}"
         _check_frame_size(where, f.width, f.height)
         total += kept_bytes(f.height, f.width)
@@ -306,13 +300,10 @@ def _from_clip(refs: vs.VideoNode, scene_starts: list[int], num_frames: int) -> 
         img = _frame_rgb(f)
         if _is_blank(img):
             continue
-        if synced:
-            anchor = n
-        else:
-            try:
-                anchor = anchor_of_prop(f.props.get("_RemasterAnchor"))
-            except RefError as e:
-                raise RefError(f"{where}: {e}") from None
+        try:
+            anchor = anchor_of_prop(f.props.get("_RemasterAnchor"))
+        except RefError as e:
+            raise RefError(f"{where}: {e}") from None
         bank.images.append(img)
         bank.anchors.append(anchor)
     return bank
@@ -340,21 +331,20 @@ def check_refs(refs) -> None:
     raise RefError(f"refs must be {_ALLOWED}, not {type(refs).__name__}")
 
 
-def load_bank(refs, scene_starts: list[int] | None, num_frames: int) -> RefBank:
-    """Read `refs` (clip, directory, list of files, or None) into a RefBank.
+def load_bank(refs) -> RefBank:
+    """Read `refs` (a bank clip, directory, list of files, or None) into a RefBank.
 
-    `scene_starts` is only read for clips (files and None do not need the scene scan).
+    A refs clip of the source's length is synchronised: the filter reads it lazily
+    with `SyncedRefs` instead.
     """
     check_refs(refs)
     if refs is None:
         return RefBank()
     if isinstance(refs, vs.VideoNode):
-        if scene_starts is None:
-            raise ValueError("a refs clip is read with the scene starts")
         if refs.num_frames < 1:
             raise RefError("refs clip has no frames; allowed: a clip of at least one frame")
         try:
-            return _from_clip(refs, scene_starts, num_frames)
+            return _from_clip(refs)
         except vs.Error as e:
             raise RefError(f"refs clip cannot be read as RGB ({e}); allowed: frames in "
                            f"{SUPPORTED}") from None

@@ -10,12 +10,12 @@ means the scene has no reference, as in `load_bank`. Images are kept in a small 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 
 import numpy as np
 import vapoursynth as vs
 
 from ..frames.formats import SUPPORTED, to_rgb24
+from ..lru import LRU
 from .sources import RefError, _frame_rgb, _is_blank
 
 #: Reference images kept (each at most KEEP_SHORT_EDGE on its short edge).
@@ -31,8 +31,7 @@ class SyncedRefs:
         """Reads no frame. `refs` must have the source's length (the caller checks)."""
         self.num_frames = refs.num_frames
         self._rgb = to_rgb24(refs)
-        self._keep = max(1, keep)
-        self._images: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._images = LRU(keep)                # uint8 RGB by frame number
         self._blank: set[int] = set()
         self._lock = threading.Lock()           # reads one frame at a time
 
@@ -53,10 +52,7 @@ class SyncedRefs:
                 if _is_blank(img):
                     self._blank.add(start)
                     return None
-            self._images[start] = img
-            self._images.move_to_end(start)
-            while len(self._images) > self._keep:
-                self._images.popitem(last=False)
+                self._images.put(start, img)
         return img
 
     @property

@@ -14,11 +14,7 @@ def scene_starts(clip, sc_threshold) -> list[int]:
     """Where the filter's scenes start for source `clip` (the one call into its scene logic)."""
     from ..frames.source import scan_luma
     from ..planning.scenes import SceneIndex
-    index, starts, n = SceneIndex(scan_luma(clip), sc_threshold), [], 0
-    while n < clip.num_frames:
-        start, n = index.bounds(n)
-        starts.append(start)
-    return starts
+    return [a for a, _ in SceneIndex(scan_luma(clip), sc_threshold).all_bounds()]
 
 
 def plan_segments(num_frames: int, starts, k: int) -> list[tuple[int, int]]:

@@ -3,7 +3,7 @@
 It runs in a child process (`python -m vsremaster.render.probe`), so the coordinator
 never holds a model or a GPU the workers need. The script is run the way vspipe runs it:
 `-a` values are str globals and `__name__` is "__vapoursynth__". Every `Remaster` the
-script builds reports its source clip (`vsremaster.hooks.BUILD_HOOKS`); when there is exactly
+script builds reports its source clip (`vsremaster.hooks.run_script`); when there is exactly
 one and its source is as long as the output, the output is cut at that source's scenes.
 Scripts that do not use the filter are probed without importing torch.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import runpy
 import subprocess
 import sys
 import tempfile
@@ -47,12 +46,9 @@ def _describe(clip) -> dict:
 
 def _evaluate(script: str, args: dict[str, str]) -> dict:
     import vapoursynth as vs
-    from ..hooks import BUILD_HOOKS
+    from ..hooks import run_script
     from .plan import scene_starts
-    built = []
-    BUILD_HOOKS.append(lambda clip, sc_threshold: built.append((clip, sc_threshold)))
-    sys.argv = [script]
-    runpy.run_path(script, init_globals=dict(args), run_name="__vapoursynth__")
+    built = run_script(script, args)
     outputs = vs.get_outputs()
     if 0 not in outputs:
         return {"info": None, "why": "no output" if not outputs else
