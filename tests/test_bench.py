@@ -181,3 +181,27 @@ def test_bench_reference_files_carry_no_frame_anchor(tmp_path):
     names = [Path(p).name for p in inputs.ref_paths]
     assert len(set(names)) == 30 and names[0] == "ref360p_a.png" and names[26] == "ref360p_aa.png"
     assert [anchor_of_name(Path(p)) for p in inputs.ref_paths] == [None] * 30
+
+
+def test_bench_baseline_precision_ours_runs_the_baseline_at_ours_precision(lite_weights):
+    args = ("--width", "64", "--height", "48", "--frames", "5", "--refs", "1", "--ref-size",
+            "32", "--methods", "ours,baseline", "--weights", str(lite_weights))
+    _, plain = _bench(*args)
+    _, same = _bench(*args, "--baseline-precision", "ours")
+    assert plain["baseline_precision"] == "fp32"
+    assert same["baseline_precision"] == same["ours_precision"] == plain["ours_precision"]
+
+
+def test_baseline_in_bfloat16_is_close_to_float32(lite_models, tmp_path):
+    model_r, model_c = lite_models
+    inputs = make_inputs(64, 48, 5, 2, 32, tmp_path)
+    outs = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        got = {}
+        baseline.run(model_r.to(dtype), model_c.to(dtype), inputs.frames, inputs.canvas,
+                     device="cpu", dtype=dtype, sink=lambda i, l, ab, bgr: got.setdefault(i, ab))
+        outs[dtype] = np.stack([got[i] for i in range(5)])
+    model_r.float(), model_c.float()                      # the fixture is shared
+    assert outs[torch.bfloat16].dtype == np.float32
+    diff = np.abs(outs[torch.bfloat16] - outs[torch.float32])
+    assert 0 < diff.max() < 0.05

@@ -6,7 +6,7 @@ What their inference script does, minus the disk I/O:
 - NetworkR, then NetworkC called with the reference *images* for every block, so both
   reference encoders run again for every block;
 - the authors' explicit matmul-softmax attention (memory grows with L*S);
-- float32 throughout;
+- float32 throughout (`bench --baseline-precision ours` runs it in ours' precision);
 - colour conversion per frame on the CPU with OpenCV: the decoded BGR frame to grey
   (used directly as L, as their script does for black-and-white input), and the output
   L + ab back to BGR. (Their script converts with scikit-image, which is slower than
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..model import Attention, NetworkC, NetworkR
-from .config import Config
+from .config import DTYPE_NAMES, Config
 from .inputs import Inputs, warmup_input
 from .measure import Keeper, MethodResult, measure_networks
 
@@ -57,11 +57,13 @@ def lab_to_bgr(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
 
 
 def run(model_r: NetworkR, model_c: NetworkC, frames: np.ndarray, refs: np.ndarray | None,
-        *, device: torch.device, sink: Sink | None = None, block: int = BLOCK) -> dict:
+        *, device: torch.device, sink: Sink | None = None, block: int = BLOCK,
+        dtype: torch.dtype = torch.float32) -> dict:
     """Remaster grey frames [N, H, W] (float32, [0, 1], model size) the authors' way.
 
     refs: the reference canvas, float32 RGB [R, 3, Hr, Wr] in [0, 1], or None.
-    The models must be float32 and in eval mode. Returns counts of the work done.
+    The models must be in `dtype` (their script: float32) and in eval mode. Returns
+    counts of the work done.
     """
     device = torch.device(device)
     previous = Attention.matmul_softmax
@@ -69,18 +71,18 @@ def run(model_r: NetworkR, model_c: NetworkC, frames: np.ndarray, refs: np.ndarr
     counts = {"blocks": 0, "ref_encodings": 0}
     try:
         # The reference images go to the device once; NetworkC encodes them per call.
-        ref_t = None if refs is None else torch.from_numpy(np.ascontiguousarray(refs))[None].to(device)
+        ref_t = None if refs is None else torch.from_numpy(np.ascontiguousarray(refs))[None].to(device, dtype)
         with torch.no_grad():
             for blk in blocks(len(frames), block):
                 ls = np.stack([grey_to_l(frames[i]) for i in blk])
-                x = torch.from_numpy(ls)[None, None].to(device)            # [1, 1, T, H, W]
+                x = torch.from_numpy(ls)[None, None].to(device, dtype)     # [1, 1, T, H, W]
                 out_l = model_r(x)
                 out_ab = model_c(out_l, ref_t)
                 counts["blocks"] += 1
                 counts["ref_encodings"] += ref_t is not None
                 for k, i in enumerate(blk):
-                    l = out_l[0, 0, k].cpu().numpy()
-                    ab = out_ab[0, :, k].cpu().numpy()
+                    l = out_l[0, 0, k].float().cpu().numpy()
+                    ab = out_ab[0, :, k].float().cpu().numpy()
                     bgr = lab_to_bgr(l, ab)
                     if sink is not None:
                         sink(i, l, ab, bgr)
@@ -90,14 +92,15 @@ def run(model_r: NetworkR, model_c: NetworkC, frames: np.ndarray, refs: np.ndarr
 
 
 def measure(cfg: Config, inputs: Inputs, small: Inputs, weights, keep: set[int],
-            frames: int | None = None) -> MethodResult:
-    """The baseline timed on `inputs` (its first `frames` frames if given), float32."""
+            frames: int | None = None, dtype: torch.dtype = torch.float32) -> MethodResult:
+    """The baseline timed on `inputs` (its first `frames` frames if given) in `dtype`."""
     grey = inputs.frames if frames is None else inputs.frames[:frames]
     return measure_networks(
-        cfg, MethodResult("baseline", precision="fp32"), torch.float32, weights,
+        cfg, MethodResult("baseline", precision=DTYPE_NAMES[dtype]), dtype, weights,
         warmup_input(cfg, inputs, small), Keeper(keep, bgr=True),
-        lambda r, c, w: run(r, c, w.frames[:BLOCK], w.canvas, device=cfg.device),
-        lambda r, c, sink: run(r, c, grey, inputs.canvas, device=cfg.device, sink=sink))
+        lambda r, c, w: run(r, c, w.frames[:BLOCK], w.canvas, device=cfg.device, dtype=dtype),
+        lambda r, c, sink: run(r, c, grey, inputs.canvas, device=cfg.device, sink=sink,
+                               dtype=dtype))
 
 
 def attention_memory(width: int, height: int, refs: int, ref_h: int, ref_w: int,

@@ -31,6 +31,8 @@ class Config:
     ref_size: int = 256
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     precision: str = "auto"
+    #: the baseline's precision: "fp32" (the authors' script) or "ours" (ours' precision)
+    baseline_precision: str = "fp32"
     weights: Path | None = None
     methods: tuple[str, ...] = METHODS
     naive_frames: int | None = None

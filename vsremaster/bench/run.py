@@ -67,7 +67,10 @@ def bench(cfg: Config) -> dict:
                 name = variant_name(extra)
                 runs[name] = lambda extra=extra, name=name: ours.measure(
                     cfg, inputs, small, weights, keep, extra, name)
-        runs["baseline"] = lambda: baseline.measure(cfg, inputs, small, weights, keep)
+        runs["baseline"] = lambda: baseline.measure(
+            cfg, inputs, small, weights, keep,
+            dtype=resolve_dtype(cfg, results) if cfg.baseline_precision == "ours"
+            else torch.float32)
         runs["naive"] = lambda: naive.measure(cfg, inputs, small, weights, keep,
                                               resolve_dtype(cfg, results), only)
         results: dict[str, MethodResult] = {}

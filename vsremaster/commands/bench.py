@@ -25,7 +25,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="ours (and naive): auto = the filter's default (fp16 on CUDA, bf16 on a "
-                             "CPU with AMX, else fp32); the baseline is always fp32")
+                             "CPU with AMX, else fp32); the baseline: see --baseline-precision")
+    parser.add_argument("--baseline-precision", choices=("fp32", "ours"), default="fp32",
+                        help="the baseline's precision: fp32 (default; the authors' script) or "
+                             "ours (ours' precision, to compare the engines at equal precision)")
     parser.add_argument("--weights", metavar="PATH",
                         help="weights file, or 'golden': generated golden weights, full size "
                              "(the default; --glue: the bundled lite model)")
@@ -91,7 +94,8 @@ def run(args) -> int:
     cfg = Config(width=args.width, height=args.height,
                  frames=args.frames or (48 if args.glue else 30),
                  refs=args.refs, ref_size=args.ref_size, device=device,
-                 precision=args.precision, weights=args.weights, methods=methods,
+                 precision=args.precision, baseline_precision=args.baseline_precision,
+                 weights=args.weights, methods=methods,
                  naive_frames=args.naive_frames, warmup=args.warmup, split=args.split,
                  seed=args.seed, ours_args=ours_args, ours_variants=variants)
     try:
