@@ -159,6 +159,8 @@ def test_ab_error_is_in_lab_units_and_zero_for_the_truth():
     from kornia.color import rgb_to_lab
     expected = float(rgb_to_lab(rgb)[:, 1:].abs().mean())     # grey's a*b* are 0
     assert grey == pytest.approx(expected, abs=0.3) and grey > 5
+    given = protocol.score(l_true, neutral, rgb, l_true, ab_true, rgb_to_lab(rgb))
+    assert given == protocol.score(l_true, neutral, rgb, l_true, ab_true)
 
 
 def test_evaluate_frames_without_references():

@@ -135,12 +135,15 @@ def reinhard_transfer(grey: torch.Tensor, refs: list[np.ndarray]) -> tuple[torch
 
 
 def score(l_pred: torch.Tensor, ab_pred: torch.Tensor, rgb_true: torch.Tensor,
-          l_true: torch.Tensor, ab_true: torch.Tensor) -> dict:
+          l_true: torch.Tensor, ab_true: torch.Tensor,
+          lab_true: torch.Tensor | None = None) -> dict:
     """PSNR on L, ab, RGB, mean CIEDE2000 and mean |ab error| of one prediction
-    (all [T, C, H, W]); the ab error is in CIELAB units, over a* and b* alike."""
+    (all [T, C, H, W]); the ab error is in CIELAB units, over a* and b* alike.
+    `lab_true`: rgb_to_lab(rgb_true), when the caller scores several predictions."""
     rgb_pred = model_to_rgb(l_pred, ab_pred)
     lab_pred = torch.cat([l_pred.clamp(0, 1) * 100.0, model_to_ab(ab_pred)], dim=1)
-    lab_true = rgb_to_lab(rgb_true)
+    if lab_true is None:
+        lab_true = rgb_to_lab(rgb_true)
     return {"psnr_l": psnr(l_pred, l_true), "psnr_ab": psnr(ab_pred, ab_true),
             "psnr_all": psnr(rgb_pred, rgb_true),
             "ciede2000": mean_ciede2000(lab_pred, lab_true, dim=1),
@@ -165,12 +168,17 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
                                          for i in reference_indices(len(frames), cfg.refs_every)]
     refs = reference_canvas(ref_frames) if ref_frames else None
     l_pred, ab_pred = remaster(model_r, model_c, grey, refs, cfg.chunk, cfg.device)
-    res = score(l_pred, ab_pred, rgb, l_true, ab_true)
-    base = score(grey, torch.full_like(ab_true, NEUTRAL_AB), rgb, l_true, ab_true)
+    lab_true = rgb_to_lab(rgb)
+
+    def judge(l, ab):                   # every method against the same truth
+        return score(l, ab, rgb, l_true, ab_true, lab_true)
+
+    res = judge(l_pred, ab_pred)
+    base = judge(grey, torch.full_like(ab_true, NEUTRAL_AB))
     res.update({f"input_{k}": v for k, v in base.items()})
     if ref_frames:                      # the transfer needs references to transfer from
         tl, tab = reinhard_transfer(grey, ref_frames)
-        trans = score(tl, tab, rgb, l_true, ab_true)
+        trans = judge(tl, tab)
         res.update({f"transfer_{k}": v for k, v in trans.items()})
     res.update(frames=int(len(frames)), height=size[0], width=size[1], refs=len(ref_frames))
     if cfg.temporal:
@@ -178,8 +186,7 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
         refs_u8 = [] if cfg.no_refs else \
             [frames[i] for i in reference_indices(len(frames), cfg.refs_every)]
         res.update(evaluate_methods(cfg, model_r, model_c, grey, refs, refs_u8,
-                                    (l_pred, ab_pred), rgb,
-                                    lambda l, ab: score(l, ab, rgb, l_true, ab_true)))
+                                    (l_pred, ab_pred), rgb, judge))
     if cfg.confidence:
         from .confidence import confidence_figures
         res["confidence"] = confidence_figures(model_c, l_pred, ab_pred, refs, l_true, ab_true,
