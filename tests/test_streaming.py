@@ -6,7 +6,8 @@ import torch
 
 from vsremaster.model import RESTORE_RADIUS, NetworkR
 from vsremaster.model.fold import fold_batchnorm
-from vsremaster.model.streaming import RestorationStream, TemporalConv
+from vsremaster.model.streaming import (CONV_FORMS, FRAME_MIN_CHANNELS, FrameConv,
+                                        RestorationStream, TemporalConv, temporal_conv)
 
 TOL = 1e-5
 
@@ -20,6 +21,12 @@ def released():
 @pytest.fixture(scope="module", params=["released", "folded"])
 def net(request, released):
     return fold_batchnorm(copy.deepcopy(released)) if request.param == "folded" else released
+
+
+@pytest.fixture(params=CONV_FORMS)
+def form(request):
+    """How the 3x3x3 convolutions stream: every stream test runs in both forms."""
+    return request.param
 
 
 def one_pass(net, x):
@@ -46,29 +53,32 @@ def stream_all(stream, x, sizes, start=0, scene_start=True):
 
 @pytest.mark.parametrize("frames", [1, 2, 30])
 @pytest.mark.parametrize("sizes", [[1], [4, 1, 7], [64]])
-def test_pieces_equal_one_pass(net, released, frames, sizes):
+def test_pieces_equal_one_pass(net, released, form, frames, sizes):
     x = torch.rand(frames, 1, 16, 32, generator=torch.Generator().manual_seed(frames))
     with torch.no_grad():
         whole = one_pass(released, x)
-        got, times = stream_all(RestorationStream(net), x, sizes)
-        again, _ = stream_all(RestorationStream(net), x, [frames])
+        got, times = stream_all(RestorationStream(net, form=form), x, sizes)
+        again, _ = stream_all(RestorationStream(net, form=form), x, [frames])
     assert times[0] == 0 and got.shape == whole.shape
     assert (got - whole).abs().max() < TOL
     assert torch.equal(got, again)          # the pieces do not change a single bit
 
 
-def test_fixed_batches_keep_the_bits(released):
-    x = torch.rand(20, 1, 16, 32, generator=torch.Generator().manual_seed(5))
+def test_fixed_batches_keep_the_bits(released, form):
+    x = torch.rand(30, 1, 16, 32, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        a, _ = stream_all(RestorationStream(released, batch=3), x, [6])
-        b, _ = stream_all(RestorationStream(released, batch=3), x, [1, 8])
+        a, _ = stream_all(RestorationStream(released, batch=3, form=form), x, [6])
+        b, _ = stream_all(RestorationStream(released, batch=3, form=form), x, [1, 8])
+        c, _ = stream_all(RestorationStream(released, batch=3, form=form), x[7:], [5],
+                          start=7, scene_start=False)
         whole = one_pass(released, x)
     assert torch.equal(a, b) and (a - whole).abs().max() < TOL
+    assert torch.equal(c, a[7 + RESTORE_RADIUS:])
 
 
-def test_stream_started_inside_a_scene_gives_the_same_bits_after_the_radius(net):
+def test_stream_started_inside_a_scene_gives_the_same_bits_after_the_radius(net, form):
     x = torch.rand(40, 1, 16, 32, generator=torch.Generator().manual_seed(1))
-    stream = RestorationStream(net)
+    stream = RestorationStream(net, form=form)
     with torch.no_grad():
         whole, _ = stream_all(stream, x, [8])
         got, times = stream_all(stream, x[9:], [5], start=9, scene_start=False)
@@ -76,8 +86,8 @@ def test_stream_started_inside_a_scene_gives_the_same_bits_after_the_radius(net)
     assert torch.equal(got, whole[9 + RESTORE_RADIUS:])
 
 
-def test_outputs_appear_radius_frames_after_their_input(net):
-    stream = RestorationStream(net)
+def test_outputs_appear_radius_frames_after_their_input(net, form):
+    stream = RestorationStream(net, form=form)
     x = torch.rand(20, 1, 16, 32)
     with torch.no_grad():
         state, done = stream.push(stream.begin(0, True), x[:RESTORE_RADIUS])
@@ -86,8 +96,8 @@ def test_outputs_appear_radius_frames_after_their_input(net):
         assert len(done[1]) == 3 and state.next_out == 3
 
 
-def test_states_are_immutable(net):
-    stream = RestorationStream(net)
+def test_states_are_immutable(net, form):
+    stream = RestorationStream(net, form=form)
     x = torch.rand(30, 1, 16, 32, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         state, _ = stream.push(stream.begin(0, True), x[:20])
@@ -106,23 +116,54 @@ def test_networks_that_cannot_stream_are_refused():
         RestorationStream(net)
 
 
-def test_state_holds_only_its_own_frames(net):
+def test_state_holds_only_its_own_frames(net, form):
     # a carry that were a view would keep its layer's whole input alive with the state
-    stream = RestorationStream(net)
+    stream = RestorationStream(net, form=form)
     with torch.no_grad():
         state, _ = stream.push(stream.begin(0, True), torch.rand(20, 1, 16, 32))
-    held = [t for carry in state.chain.carries for t in (carry.ab, carry.a, carry.c)
+    held = [t for carry in state.chain.carries
+            for t in getattr(carry, "frames", None) or (carry.ab, carry.a, carry.c)
             if t is not None] + [state.pending]
     assert all(len(t) <= RESTORE_RADIUS for t in held)
     for t in held:
         assert t.untyped_storage().nbytes() == t.numel() * t.element_size()
 
 
-def test_a_temporal_conv_is_the_released_convolution():
-    block = NetworkR(0.25).eval().layers[3]
-    x = torch.rand(6, block.conv3d.in_channels, 8, 12)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_temporal_conv_is_the_released_convolution(form, dtype):
+    block = NetworkR(0.25).eval().layers[3].to(dtype)
+    x = torch.rand(6, block.conv3d.in_channels, 8, 12, dtype=dtype)
     with torch.no_grad():
         want = block(torch.nn.functional.pad(x.transpose(0, 1)[None], (0, 0, 0, 0, 1, 1)))
-        conv = TemporalConv(block)
+        conv = temporal_conv(block, form)
+        assert isinstance(conv, FrameConv if form == "frame" else TemporalConv)
         carry, y = conv.step(conv.begin(0, True), x, last=True)
-    assert (y - want[0].transpose(0, 1)[1:-1]).abs().max() < TOL
+    # bfloat16: the taps round three partial sums, Conv3d one (a quantum at |y| ~ 1)
+    tol = TOL if dtype == torch.float32 else 2 ** -7 * max(1, float(want.abs().max()))
+    assert y.dtype == dtype and (y - want[0].transpose(0, 1)[1:-1]).abs().max() < tol
+
+
+def test_frame_conv_keeps_a_frames_bits_in_any_piece_and_position():
+    # one Conv3d shape per frame: a frame's bits do not depend on how frames arrive
+    block = NetworkR(0.25).eval().layers[3].to(torch.bfloat16)
+    x = torch.rand(12, block.conv3d.in_channels, 8, 12, dtype=torch.bfloat16)
+    conv = FrameConv(block, batch=3)
+    with torch.no_grad():
+        _, whole = conv.step(conv.begin(0, True), x, last=True)
+        carry, first = conv.step(conv.begin(0, True), x[:5], last=False)
+        _, rest = conv.step(carry, x[5:], last=True)
+        _, inside = conv.step(conv.begin(4, False), x[4:], last=True)
+    assert torch.equal(torch.cat([first, rest]), whole)
+    assert torch.equal(inside, whole[5:])
+
+
+def test_the_frame_form_keeps_taps_for_few_output_channels(released):
+    stages = RestorationStream(released, form="frame").chain.stages
+    kinds = [type(s) for s in stages]
+    assert kinds[:-1] == [FrameConv] * (len(stages) - 1) and kinds[-1] is TemporalConv
+    assert stages[-1].channels < FRAME_MIN_CHANNELS <= stages[-2].block.channels
+
+
+def test_an_unknown_conv_form_is_refused():
+    with pytest.raises(ValueError, match="conv form must be one of"):
+        RestorationStream(NetworkR(0.25), form="fft")

@@ -97,6 +97,22 @@ def _tensor_bytes(obj, seen=None) -> int:
     return 0
 
 
+def restoration_form(models: Models, batch: int) -> tuple[str, int]:
+    """How the restoration's 3x3x3 convolutions stream on `models`' device and dtype:
+    (form, frames per call) (model.streaming.CONV_FORMS).
+
+    "frame" (channels-last Conv3d calls) on a CPU, where it was measured faster than the
+    taps for NetworkR at 224x160 over 24-30 frames (benchmarks/RESULTS.md): bfloat16 in
+    calls of one frame 2.2 s against 4.5 s (AMX), float32 in calls of `batch` frames
+    20.2-20.8 s against 22.7-26.0 s (AVX2). Elsewhere the taps (Conv3d on cuDNN not yet
+    checked for fixed bits). The decoder keeps the taps: "frame" was slower there
+    (float32, AVX2: 11.0-11.4 s against 8.8-9.7 s).
+    """
+    if models.device.type != "cpu":
+        return "taps", batch
+    return "frame", 1 if models.dtype == torch.bfloat16 else batch
+
+
 class SceneStream:
     """The networks a scene goes through, as one stream (see the module docstring)."""
 
@@ -109,7 +125,9 @@ class SceneStream:
         confidence: also finish each frame's match confidence (needs colorize)."""
         self.models, self.batch = models, batch
         self.confidence = confidence and colorize
-        self.restoration = RestorationStream(models.restore, batch) if restore else None
+        form, per_call = restoration_form(models, batch)
+        self.restoration = RestorationStream(models.restore, per_call, form) \
+            if restore else None
         self.decoder = DecoderStream(models.colorize, context, batch, window, chunk_of) \
             if colorize else None
         #: frames after t that output t waits for

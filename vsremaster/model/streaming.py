@@ -3,23 +3,30 @@
 A network is a chain of *stages*; output t of a stage depends on its inputs t-r..t+r
 (r: the stage's radius). Frames are [T, C, H, W], time as the batch of 2-D operations:
 
-- `TemporalConv`, a 3x3x3 convolution: one 2-D convolution per frame into three taps,
-  z_u = (A_u, B_u, C_u), then y_t = (A_{t-1} + B_t) + C_{t+1}. Every frame's taps are
-  computed once; a stream carries the partial sums of the outputs still waiting.
+- a 3x3x3 convolution, in one of two forms (`CONV_FORMS`):
+  - "taps" (`TemporalConv`): one 2-D convolution per frame into three taps,
+    z_u = (A_u, B_u, C_u), then y_t = (A_{t-1} + B_t) + C_{t+1}. Every frame's taps are
+    computed once; a stream carries the partial sums of the outputs still waiting.
+  - "frame" (`FrameConv`): channels-last Conv3d calls of a fixed number of output frames
+    over their inputs; a stream carries the last 2 inputs. Layers with few output
+    channels stay taps (`FRAME_MIN_CHANNELS`).
 - `Windowed` stages (self attention over frames t-r..t+r, see `model.decoding`): a
   stream carries their last 2r input frames.
 
 Beyond a scene's first and last frame a stage sees zeros or copies of the edge frame
 (`edge`), as one pass over the whole scene with the released padding gives.
 
-Why not Conv3d: its result for a frame changes in the last bits with the number of
-frames in the call (measured with oneDNN), while a 2-D convolution gives every frame of
-a batch the same bits whatever the batch (measured on the CPU; elsewhere calls are padded
-to a fixed number of frames, `frame_batch`, so kernels see one shape). Attention runs one
-frame per call. Hence a stream begun cold inside a scene gives, from its first output on,
-exactly the bits of a stream begun at the scene's first frame, and a frame's bytes do not
-depend on request order, seeks, threads, or how a push was split after running out of
-memory. States are immutable: resuming one twice gives the same result.
+Fixed bits: a Conv3d's result for a frame changes in the last bits with the number of
+frames in the call (measured with oneDNN), but not with the frame's place in a call of
+one shape; a 2-D convolution gives every frame of a batch the same bits whatever the
+batch (measured on the CPU; elsewhere calls are padded to a fixed number of frames,
+`batch`, so kernels see one shape). Both forms therefore call kernels with one shape per
+layer, and attention runs one frame per call. Which form is faster depends on the
+machine (engine.streams.restoration_form has the figures). Hence a stream begun cold
+inside a scene gives, from its first output on, exactly the bits of a stream begun at
+the scene's first frame, and a frame's bytes do not depend on request order, seeks,
+threads, or how a push was split after running out of memory. States are immutable:
+resuming one twice gives the same result.
 """
 from __future__ import annotations
 
@@ -31,6 +38,12 @@ from torch import nn
 
 from .blocks import ConvBlock, UpBlock, batch_norm, upsample2x
 from .restoration import L_MEAN, RESTORE_RADIUS, NetworkR
+
+#: How a 3x3x3 convolution is streamed: "taps" (2-D taps in batches) or "frame"
+#: (Conv3d calls of a fixed number of frames).
+CONV_FORMS = ("taps", "frame")
+#: Fewest output channels a convolution needs to take the "frame" form.
+FRAME_MIN_CHANNELS = 8
 
 
 def per_frame(fn, x: torch.Tensor, batch: int | None):
@@ -82,13 +95,18 @@ class TemporalConv:
         self.bias = None if conv.bias is None else torch.cat(
             [torch.zeros_like(conv.bias), conv.bias, torch.zeros_like(conv.bias)])
 
-    def taps(self, x: torch.Tensor) -> torch.Tensor:
-        """Frames x [T, Cin, H, W] -> taps [T, 3 * Cout, H', W']."""
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's per-frame work before the convolution (upsampling, spatial pad)."""
         if isinstance(self.module, UpBlock):
             x = upsample2x(x)
         if self.pad_space:
             x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-        return F.conv2d(x, self.weight, self.bias, self.conv.stride[1:], self.conv.padding[1:])
+        return x
+
+    def taps(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames x [T, Cin, H, W] -> taps [T, 3 * Cout, H', W']."""
+        return F.conv2d(self.prepare(x), self.weight, self.bias, self.conv.stride[1:],
+                        self.conv.padding[1:])
 
     def post(self, y: torch.Tensor) -> torch.Tensor:
         if isinstance(self.module, nn.Conv3d):
@@ -145,7 +163,7 @@ class _WindowCarry:
 
 
 class Windowed:
-    """A stage whose output t reads inputs t-radius..t+radius (edges replicated).
+    """A stage whose output t reads inputs t-radius..t+radius (beyond the scene: `edge`).
 
     Subclasses define `compute(window, n, start)`: window tuple of [n + 2r, ...] frames
     (the first member is the stage's input; further members are side inputs aligned in
@@ -153,6 +171,12 @@ class Windowed:
     """
 
     radius: int
+    #: beyond the scene: "replicate" (copies of the edge frame) or "zero"
+    edge = "replicate"
+
+    def prepare(self, x: tuple) -> tuple:
+        """Per-frame work on new inputs, done once per frame before they are windowed."""
+        return x
 
     def compute(self, window: tuple, n: int, start: int) -> torch.Tensor:
         raise NotImplementedError
@@ -163,7 +187,7 @@ class Windowed:
     def step(self, carry: _WindowCarry, x, last: bool):
         frames = carry.frames
         if x is not None:
-            x = x if isinstance(x, tuple) else (x,)
+            x = self.prepare(x if isinstance(x, tuple) else (x,))
             frames = x if frames is None else tuple(torch.cat([a, b]) for a, b in zip(frames, x))
         r, o, lo = self.radius, carry.next_out, carry.lo
         hi = lo + (0 if frames is None else len(frames[0]))
@@ -172,17 +196,72 @@ class Windowed:
             return _WindowCarry(o, lo, frames), None
         # inputs o-r .. stop+r, the scene's edge frames repeated beyond it
         before, after = max(0, lo - (o - r)), max(0, stop + r - hi)
-        window = tuple(_repeat_edges(t[max(0, o - r - lo):], before, after) for t in frames)
+        zero = self.edge == "zero"
+        window = tuple(_repeat_edges(t[max(0, o - r - lo):], before, after, zero)
+                       for t in frames)
         y = self.compute(window, stop - o, o)
         keep = max(0, stop - r - lo)
         kept = tuple(t[keep:].clone() for t in frames)
         return _WindowCarry(stop, lo + keep, kept if len(kept[0]) else None), y
 
 
-def _repeat_edges(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
+def _repeat_edges(t: torch.Tensor, before: int, after: int, zero: bool = False) -> torch.Tensor:
+    """t with `before` copies of its first frame and `after` of its last (or zeros)."""
     if not before and not after:
         return t
-    return torch.cat([t[:1]] * before + [t] + [t[-1:]] * after)
+    first, last = (torch.zeros_like(t[:1]),) * 2 if zero else (t[:1], t[-1:])
+    return torch.cat([first] * before + [t] + [last] * after)
+
+
+class FrameConv(Windowed):
+    """A 3x3x3 block as Conv3d calls of exactly `batch` output frames each (the last call
+    of a push padded with copies of its last frame, whose outputs are dropped).
+
+    Frames are kept channels last, which [T, C, H, W] -> [1, C, T, H, W] turns into
+    channels-last-3d without a copy (oneDNN's fast layout for Conv3d).
+    """
+
+    radius = 1
+
+    def __init__(self, module: nn.Module, edge: str = "zero", pad_space: bool = False,
+                 batch: int | None = 1):
+        """As `TemporalConv`; batch: output frames per call (fixed: one shape, one set
+        of bits per frame)."""
+        self.block = TemporalConv(module, edge, pad_space)
+        self.edge, self.batch = edge, batch or 1
+        conv = self.block.conv
+        # a weight in the input's layout: else every call converts it (measured: a third
+        # of the time)
+        self.weight = conv.weight.contiguous(memory_format=torch.channels_last_3d)
+        self.bias = conv.bias
+        self.stride, self.padding = (1, *conv.stride[1:]), (0, *conv.padding[1:])
+
+    def prepare(self, x: tuple) -> tuple:
+        return (self.block.prepare(x[0]).contiguous(memory_format=torch.channels_last),)
+
+    def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
+        b, w = self.batch, window[0]
+        extra = -n % b
+        if extra:
+            w = torch.cat([w] + [w[-1:]] * extra)
+        v = w.contiguous(memory_format=torch.channels_last).transpose(0, 1)[None]
+        y = torch.cat([F.conv3d(v[:, :, t:t + b + 2], self.weight, self.bias, self.stride,
+                                self.padding) for t in range(0, n, b)], 2)
+        return self.block.post(y[0, :, :n].transpose(0, 1))
+
+
+def temporal_conv(module: nn.Module, form: str, edge: str = "zero", pad_space: bool = False,
+                  batch: int | None = None):
+    """A streaming stage for a 3x3x3 block in `form` (see CONV_FORMS); batch: frames per
+    call (fixed; None: any, taps only)."""
+    if form not in CONV_FORMS:
+        raise ValueError(f"conv form must be one of {CONV_FORMS}, not {form!r}")
+    conv = module if isinstance(module, nn.Conv3d) else module.conv3d
+    # a few output channels (the networks' last layers) stay taps: channels-last Conv3d
+    # there took 58-60 ms per frame against the taps' 2 (NetworkR, 224x160, float32)
+    if form == "frame" and conv.out_channels >= FRAME_MIN_CHANNELS:
+        return FrameConv(module, edge, pad_space, batch)
+    return TemporalConv(module, edge, pad_space, batch)
 
 
 @dataclass(frozen=True)
@@ -253,8 +332,8 @@ class StreamState:
         return self.chain.finished
 
 
-def restoration_stages(net: NetworkR, batch: int | None = 1) -> list[TemporalConv]:
-    """NetworkR's 13 temporal layers as streaming stages."""
+def restoration_stages(net: NetworkR, batch: int | None = 1, form: str = "taps") -> list:
+    """NetworkR's 13 temporal layers as streaming stages (convolutions in `form`)."""
     stages, pad = [], False
     for m in net.layers:
         if isinstance(m, nn.ReplicationPad3d):
@@ -262,7 +341,7 @@ def restoration_stages(net: NetworkR, batch: int | None = 1) -> list[TemporalCon
             continue
         if not isinstance(m, (ConvBlock, UpBlock, nn.Conv3d)):
             raise TypeError(f"cannot stream a {type(m).__name__}")
-        stages.append(TemporalConv(m, "replicate" if pad else "zero", pad_space=pad, batch=batch))
+        stages.append(temporal_conv(m, form, "replicate" if pad else "zero", pad, batch))
         pad = False
     if len(stages) != RESTORE_RADIUS:
         raise ValueError(f"expected {RESTORE_RADIUS} temporal layers, found {len(stages)}")
@@ -272,10 +351,11 @@ def restoration_stages(net: NetworkR, batch: int | None = 1) -> list[TemporalCon
 class RestorationStream:
     """NetworkR over a scene piece by piece: outputs equal `NetworkR(scene)`."""
 
-    def __init__(self, net: NetworkR, batch: int | None = 1):
-        """batch: frames per convolution call (None: any; fixed on devices whose kernels
-        depend on the batch size)."""
-        self.chain = Chain(restoration_stages(net, batch))
+    def __init__(self, net: NetworkR, batch: int | None = 1, form: str = "taps"):
+        """batch: frames per convolution call (None: any, taps only; fixed on devices
+        whose kernels depend on the batch size); form: how convolutions stream
+        (CONV_FORMS)."""
+        self.chain = Chain(restoration_stages(net, batch, form))
         self.lag = self.chain.lag
 
     def begin(self, start: int, scene_start: bool) -> StreamState:
