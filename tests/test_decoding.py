@@ -126,6 +126,22 @@ def test_stream_in_pieces_equals_one_push_bit_for_bit(net, frames, sizes):
     assert torch.equal(got, whole)
 
 
+@pytest.mark.parametrize("sizes", [[1], [4, 1, 7]])
+def test_frame_form_in_pieces_equals_its_one_push_and_the_oracle(net, sizes):
+    # Conv3d calls of 3 frames: its own bits in any pieces and from a cold start inside
+    # the scene, the oracle's values
+    skip, deep = features(net, 40, seed=12)
+    stream = DecoderStream(net, batch=3, form="frame")
+    with torch.no_grad():
+        whole, _ = stream_all(stream, skip, deep, [40])
+        got, times = stream_all(stream, skip, deep, sizes)
+        inside, later = stream_all(stream, skip[9:], deep[9:], sizes, start=9, scene_start=False)
+        want = oracle(net, skip, deep)
+    assert times[0] == 0 and torch.equal(got, whole)
+    assert later[0] == 9 + stream.lag and torch.equal(inside, whole[9 + stream.lag:])
+    assert (whole - want).abs().max() < TOL
+
+
 def test_folded_network_in_fixed_batches_equals_one_push(net):
     folded = fold_batchnorm(copy.deepcopy(net))
     skip, deep = features(net, 26, seed=4)

@@ -24,7 +24,7 @@ import torch
 
 from .blocks import Attention, upsample2x
 from .colorization import FrameFeatures, NetworkC
-from .streaming import Chain, ChainState, TemporalConv, Windowed, per_frame
+from .streaming import Chain, ChainState, Windowed, per_frame, temporal_conv
 
 #: Frames each side that a self attention sees (the model's 15-frame window).
 WINDOW_RADIUS = 7
@@ -82,16 +82,17 @@ class WholeWindow(Windowed):
 
 
 def decoder_stages(net: NetworkC, context: str = "frame", batch: int | None = 1,
-                   radius: int = WINDOW_RADIUS, chunk_of=None) -> list:
+                   radius: int = WINDOW_RADIUS, chunk_of=None, form: str = "taps") -> list:
     """NetworkC's decode as a chain of cross-frame stages (a sigmoid follows).
 
     radius: frames each side a self attention sees (WINDOW_RADIUS; less for previews);
-    chunk_of: with context="chunk", t -> (start, stop) of the chunk holding frame t."""
+    chunk_of: with context="chunk", t -> (start, stop) of the chunk holding frame t;
+    form: how the 3x3x3 convolutions stream (model.streaming.CONV_FORMS)."""
     if context not in CONTEXTS:
         raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
     if context == "chunk":
         return [WholeWindow(net, chunk_of)]
-    conv = lambda m: TemporalConv(m, "replicate", batch=batch)     # noqa: E731
+    conv = lambda m: temporal_conv(m, form, "replicate", batch=batch)  # noqa: E731
     attend = lambda a, **kw: WindowAttention(a, batch=batch, radius=radius, **kw)  # noqa: E731
     return [attend(net.selfattn1, skip=True), conv(net.up1.conv3d),
             attend(net.selfattn2), conv(net.conv2),
@@ -106,10 +107,12 @@ class DecoderStream:
     """
 
     def __init__(self, net: NetworkC, context: str = "frame", batch: int | None = 1,
-                 radius: int = WINDOW_RADIUS, chunk_of=None):
+                 radius: int = WINDOW_RADIUS, chunk_of=None, form: str = "taps"):
         """batch: frames per convolution call (fixed, so kernels always see one shape);
-        radius: frames each side a self attention sees; chunk_of: see WholeWindow."""
-        self.chain = Chain(decoder_stages(net, context, batch, radius, chunk_of))
+        radius: frames each side a self attention sees; chunk_of: see WholeWindow;
+        form: how the 3x3x3 convolutions stream (CONV_FORMS; the engine keeps the taps,
+        benchmarks/conv_forms.py compares)."""
+        self.chain = Chain(decoder_stages(net, context, batch, radius, chunk_of, form))
         self.lag = self.chain.lag
         self.chunked = context == "chunk"
 

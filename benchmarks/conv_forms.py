@@ -1,0 +1,102 @@
+"""The streamed 3x3x3 convolutions in each form (model.streaming.CONV_FORMS), timed.
+
+A network's stream (NetworkR's restoration, or NetworkC's decoder over features the
+encoder computed first, untimed) runs over the same synthetic frames, pushed in pieces
+as the engine pushes them on a CPU, once per form and frames-per-call; the runs
+alternate --repeat times and the fastest of each counts (a shared machine's other jobs
+only ever slow a run down). Outputs are compared with the first variant's.
+
+Weights: PyTorch's default init seeded with 0, batch norm folded as the engine does
+(speed does not depend on the values).
+
+    python benchmarks/conv_forms.py                                 # restoration, float32
+    python benchmarks/conv_forms.py --net decoder
+    python benchmarks/conv_forms.py --dtype bf16 --variants taps:4,frame:1,frame:4
+
+Prints figures, then one JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from vsremaster.model import NetworkC, NetworkR
+from vsremaster.model.decoding import DecoderStream
+from vsremaster.model.fold import fold_batchnorm
+from vsremaster.model.streaming import RestorationStream
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def streams(args):
+    """(make(form, per_call) -> stream, pieces) for the chosen network."""
+    torch.manual_seed(0)
+    dtype = DTYPES[args.dtype]
+    x = torch.rand(args.frames, 1, args.height, args.width, dtype=dtype)
+    cut = range(0, args.frames, args.push)
+    if args.net == "restoration":
+        net = fold_batchnorm(NetworkR().eval()).to(dtype)
+        return (lambda form, b: RestorationStream(net, b, form)), [x[i:i + args.push] for i in cut]
+    net = fold_batchnorm(NetworkC().eval()).to(dtype)
+    with torch.no_grad():
+        skip, deep = net.encode_frame_batch(x, None)
+    return (lambda form, b: DecoderStream(net, batch=b, form=form)), \
+        [(skip[i:i + args.push], deep[i:i + args.push]) for i in cut]
+
+
+def run(stream, pieces) -> tuple[float, torch.Tensor]:
+    """Seconds for the whole scene and its outputs."""
+    state, outs = stream.begin(0, True), []
+    start = time.perf_counter()
+    for k, piece in enumerate(pieces):
+        state, out = stream.push(state, piece, last=k == len(pieces) - 1)
+        if out is not None:
+            outs.append(out[1] if isinstance(out, tuple) else out)
+    return time.perf_counter() - start, torch.cat(outs)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--net", choices=("restoration", "decoder"), default="restoration")
+    ap.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
+    ap.add_argument("--width", type=int, default=224)
+    ap.add_argument("--height", type=int, default=160)
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--push", type=int, default=8, help="frames per push (the engine's CPU step)")
+    ap.add_argument("--variants", default="taps:4,frame:4",
+                    help="form:frames-per-call, comma separated; the first is the reference")
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    variants = [(v.split(":")[0], int(v.split(":")[1])) for v in args.variants.split(",")]
+    make, pieces = streams(args)
+    best, diff, first = {}, {}, None
+    with torch.no_grad():
+        for rep in range(args.repeat):
+            for form, b in variants:
+                seconds, out = run(make(form, b), pieces)
+                key = f"{form}:{b}"
+                print(f"{args.net} {key} run {rep + 1}: {seconds:.2f} s", flush=True)
+                best[key] = min(best.get(key, float("inf")), seconds)
+                first = out.float() if first is None else first
+                diff[key] = float((out.float() - first).abs().max())
+    ref = f"{variants[0][0]}:{variants[0][1]}"
+    print(f"{args.net}, {args.frames} frames of {args.width}x{args.height}, {args.dtype}, "
+          f"pushes of {args.push}, {torch.get_num_threads()} torch threads (fastest of "
+          f"{args.repeat}):")
+    for key, seconds in best.items():
+        print(f"  {key:10s} {seconds:7.2f} s  {best[ref] / seconds:.3f}x {ref}  "
+              f"max |diff| {diff[key]:.3g}")
+    print(json.dumps({"net": args.net, "dtype": args.dtype, "width": args.width,
+                      "height": args.height, "frames": args.frames, "push": args.push,
+                      "threads": torch.get_num_threads(),
+                      "seconds": {k: round(v, 3) for k, v in best.items()},
+                      "speedup_vs_first": {k: round(best[ref] / v, 3) for k, v in best.items()},
+                      "max_abs_diff": diff}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
