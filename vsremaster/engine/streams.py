@@ -102,11 +102,11 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
     (form, frames per call) (model.streaming.CONV_FORMS).
 
     "frame" (channels-last Conv3d calls) on a CPU, where it was measured faster than the
-    taps for NetworkR at 224x160 over 24-30 frames (benchmarks/RESULTS.md): bfloat16 in
+    taps for NetworkR at 224x160 (benchmarks/conv_forms.py, RESULTS.md): bfloat16 in
     calls of one frame 2.2 s against 4.5 s (AMX), float32 in calls of `batch` frames
-    20.2-20.8 s against 22.7-26.0 s (AVX2). Elsewhere the taps (Conv3d on cuDNN not yet
-    checked for fixed bits). The decoder keeps the taps: "frame" was slower there
-    (float32, AVX2: 11.0-11.4 s against 8.8-9.7 s).
+    18.8 s against 21.5 s (AVX2). Elsewhere the taps (Conv3d on cuDNN not yet checked
+    for fixed bits). The decoder keeps the taps: "frame" was slower there (float32,
+    AVX2: 10.3 s against 8.8 s).
     """
     if models.device.type != "cpu":
         return "taps", batch
