@@ -12,6 +12,8 @@ Weights: PyTorch's default init seeded with 0, batch norm folded as the engine d
     python benchmarks/conv_forms.py                                 # restoration, float32
     python benchmarks/conv_forms.py --net decoder
     python benchmarks/conv_forms.py --dtype bf16 --variants taps:4,frame:1,frame:4
+    python benchmarks/conv_forms.py --device cuda --dtype fp16 --width 528 --height 400 \
+        --frames 64 --push 16 --variants taps:8,frame:8
 
 Prints figures, then one JSON line.
 """
@@ -28,19 +30,19 @@ from vsremaster.model.decoding import DecoderStream
 from vsremaster.model.fold import fold_batchnorm
 from vsremaster.model.streaming import RestorationStream
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def streams(args):
     """(make(form, per_call) -> stream, pieces) for the chosen network."""
     torch.manual_seed(0)
-    dtype = DTYPES[args.dtype]
-    x = torch.rand(args.frames, 1, args.height, args.width, dtype=dtype)
+    dtype, device = DTYPES[args.dtype], torch.device(args.device)
+    x = torch.rand(args.frames, 1, args.height, args.width, dtype=dtype, device=device)
     cut = range(0, args.frames, args.push)
     if args.net == "restoration":
-        net = fold_batchnorm(NetworkR().eval()).to(dtype)
+        net = fold_batchnorm(NetworkR().eval()).to(device, dtype)
         return (lambda form, b: RestorationStream(net, b, form)), [x[i:i + args.push] for i in cut]
-    net = fold_batchnorm(NetworkC().eval()).to(dtype)
+    net = fold_batchnorm(NetworkC().eval()).to(device, dtype)
     with torch.no_grad():
         skip, deep = net.encode_frame_batch(x, None)
     return (lambda form, b: DecoderStream(net, batch=b, form=form)), \
@@ -55,6 +57,8 @@ def run(stream, pieces) -> tuple[float, torch.Tensor]:
         state, out = stream.push(state, piece, last=k == len(pieces) - 1)
         if out is not None:
             outs.append(out[1] if isinstance(out, tuple) else out)
+    if outs[0].is_cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - start, torch.cat(outs)
 
 
@@ -62,6 +66,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--net", choices=("restoration", "decoder"), default="restoration")
     ap.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--width", type=int, default=224)
     ap.add_argument("--height", type=int, default=160)
     ap.add_argument("--frames", type=int, default=24)
@@ -83,13 +88,14 @@ def main() -> int:
                 first = out.float() if first is None else first
                 diff[key] = float((out.float() - first).abs().max())
     ref = f"{variants[0][0]}:{variants[0][1]}"
-    print(f"{args.net}, {args.frames} frames of {args.width}x{args.height}, {args.dtype}, "
-          f"pushes of {args.push}, {torch.get_num_threads()} torch threads (fastest of "
-          f"{args.repeat}):")
+    print(f"{args.net} on {args.device}, {args.frames} frames of {args.width}x{args.height}, "
+          f"{args.dtype}, pushes of {args.push}, {torch.get_num_threads()} torch threads "
+          f"(fastest of {args.repeat}):")
     for key, seconds in best.items():
         print(f"  {key:10s} {seconds:7.2f} s  {best[ref] / seconds:.3f}x {ref}  "
               f"max |diff| {diff[key]:.3g}")
-    print(json.dumps({"net": args.net, "dtype": args.dtype, "width": args.width,
+    print(json.dumps({"net": args.net, "device": args.device, "dtype": args.dtype,
+                      "width": args.width,
                       "height": args.height, "frames": args.frames, "push": args.push,
                       "threads": torch.get_num_threads(),
                       "seconds": {k: round(v, 3) for k, v in best.items()},

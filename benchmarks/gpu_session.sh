@@ -31,6 +31,9 @@ check)
         | tee "$OUT/tests.txt"
     timeout 300 python3 -m vsremaster bench --device cuda --width 528 --height 400 \
         --frames 64 --refs 6 --naive-frames 4 2>&1 | tail -40 | tee "$OUT/bench.txt"
+    timeout 90 python3 benchmarks/conv_forms.py --device cuda --dtype fp16 --width 528 \
+        --height 400 --frames 64 --push 16 --variants taps:8,frame:8 2>&1 | tail -6 \
+        | tee "$OUT/conv_forms.txt"
     ;;
 sweep)
     timeout 560 python3 -m vsremaster bench --device cuda --sweep 2>&1 | tail -40 \

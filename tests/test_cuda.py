@@ -102,3 +102,32 @@ def test_frames_finished_on_the_device_equal_the_vapoursynth_finish(golden_weigh
             a, b = planes(device.get_frame(n)), planes(graph.get_frame(n))
             top = 1 if fmt != vs.GRAYS else 2e-4
             assert max(np.abs(x.astype(float) - y).max() for x, y in zip(a, b)) <= top, fmt
+
+
+@cuda
+@pytest.mark.parametrize("form", ["taps", "frame"])
+def test_restoration_forms_keep_the_bits_on_cuda(form):
+    # the engine keeps the taps on CUDA until Conv3d calls of one shape are shown to keep
+    # a frame's bits there too: this is that check (fp16, fixed calls of 8)
+    from vsremaster.model import RESTORE_RADIUS, NetworkR
+    from vsremaster.model.streaming import RestorationStream
+    torch.manual_seed(0)
+    net = NetworkR(0.25).eval().half().cuda()
+    x = torch.rand(40, 1, 64, 96, generator=torch.Generator().manual_seed(3)).half().cuda()
+
+    def stream(pieces, start=0):
+        s = RestorationStream(net, 8, form)
+        state, outs, i, k = s.begin(start, start == 0), [], start, 0
+        while i < len(x):
+            n = pieces[k % len(pieces)]
+            k += 1
+            state, done = s.push(state, x[i:i + n], last=i + n >= len(x))
+            i += n
+            if done is not None:
+                outs.append(done[1])
+        return torch.cat(outs)
+
+    with torch.no_grad():
+        whole, pieces, inside = stream([40]), stream([3, 8, 1]), stream([5], start=6)
+    assert torch.equal(whole, pieces)
+    assert torch.equal(inside, whole[6 + RESTORE_RADIUS:])
