@@ -109,25 +109,16 @@ def test_frames_finished_on_the_device_equal_the_vapoursynth_finish(golden_weigh
 def test_restoration_forms_keep_the_bits_on_cuda(form):
     # the engine keeps the taps on CUDA until Conv3d calls of one shape are shown to keep
     # a frame's bits there too: this is that check (fp16, fixed calls of 8)
+    from test_streaming import stream_all
     from vsremaster.model import RESTORE_RADIUS, NetworkR
     from vsremaster.model.streaming import RestorationStream
     torch.manual_seed(0)
     net = NetworkR(0.25).eval().half().cuda()
     x = torch.rand(40, 1, 64, 96, generator=torch.Generator().manual_seed(3)).half().cuda()
-
-    def stream(pieces, start=0):
-        s = RestorationStream(net, 8, form)
-        state, outs, i, k = s.begin(start, start == 0), [], start, 0
-        while i < len(x):
-            n = pieces[k % len(pieces)]
-            k += 1
-            state, done = s.push(state, x[i:i + n], last=i + n >= len(x))
-            i += n
-            if done is not None:
-                outs.append(done[1])
-        return torch.cat(outs)
-
     with torch.no_grad():
-        whole, pieces, inside = stream([40]), stream([3, 8, 1]), stream([5], start=6)
+        whole, _ = stream_all(RestorationStream(net, 8, form), x, [40])
+        pieces, _ = stream_all(RestorationStream(net, 8, form), x, [3, 8, 1])
+        inside, _ = stream_all(RestorationStream(net, 8, form), x[6:], [5], start=6,
+                               scene_start=False)
     assert torch.equal(whole, pieces)
     assert torch.equal(inside, whole[6 + RESTORE_RADIUS:])

@@ -74,26 +74,18 @@ class _ConvCarry:
     c: torch.Tensor | None          # C of the last input frame (replicated edges only)
 
 
-class TemporalConv:
-    """A 3x3x3 block (Conv3d [+ BN + ELU]; an UpBlock upsamples first) as taps."""
+class Block3d:
+    """What both forms share of a 3x3x3 block (Conv3d [+ BN + ELU]; an UpBlock upsamples
+    first): its convolution, the per-frame work around it, and the streaming check."""
 
-    radius = 1
-
-    def __init__(self, module: nn.Module, edge: str = "zero", pad_space: bool = False,
-                 batch: int | None = None):
-        """edge: "zero" or "replicate" beyond the scene; pad_space: replicate-pad H and W
-        by one first (the released NetworkR pads its input so); batch: frames per call."""
+    def __init__(self, module: nn.Module, pad_space: bool = False):
+        """pad_space: replicate-pad H and W by one first (the released NetworkR pads its
+        input so)."""
         conv = module if isinstance(module, nn.Conv3d) else module.conv3d
         if tuple(conv.kernel_size) != (3, 3, 3) or conv.stride[0] != 1:
             raise ValueError("streaming needs 3x3x3 kernels with stride 1 in time")
-        self.module, self.conv, self.edge, self.pad_space, self.batch = \
-            module, conv, edge, pad_space, batch
-        self.channels = c = conv.out_channels
-        # taps t-1, t, t+1 stacked as output channels; the bias rides on B
-        w = conv.weight
-        self.weight = w.permute(2, 0, 1, 3, 4).reshape(3 * c, w.shape[1], *w.shape[3:])
-        self.bias = None if conv.bias is None else torch.cat(
-            [torch.zeros_like(conv.bias), conv.bias, torch.zeros_like(conv.bias)])
+        self.module, self.conv, self.pad_space = module, conv, pad_space
+        self.channels = conv.out_channels
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The block's per-frame work before the convolution (upsampling, spatial pad)."""
@@ -103,15 +95,34 @@ class TemporalConv:
             x = F.pad(x, (1, 1, 1, 1), mode="replicate")
         return x
 
-    def taps(self, x: torch.Tensor) -> torch.Tensor:
-        """Frames x [T, Cin, H, W] -> taps [T, 3 * Cout, H', W']."""
-        return F.conv2d(self.prepare(x), self.weight, self.bias, self.conv.stride[1:],
-                        self.conv.padding[1:])
-
     def post(self, y: torch.Tensor) -> torch.Tensor:
         if isinstance(self.module, nn.Conv3d):
             return y
         return F.elu(batch_norm(self.module.bn, y))
+
+
+class TemporalConv(Block3d):
+    """A 3x3x3 block as taps (the "taps" form)."""
+
+    radius = 1
+
+    def __init__(self, module: nn.Module, edge: str = "zero", pad_space: bool = False,
+                 batch: int | None = None):
+        """edge: "zero" or "replicate" beyond the scene; pad_space: see Block3d;
+        batch: frames per call."""
+        super().__init__(module, pad_space)
+        self.edge, self.batch = edge, batch
+        c, w = self.channels, self.conv.weight
+        # taps t-1, t, t+1 stacked as output channels; the bias rides on B
+        self.weight = w.permute(2, 0, 1, 3, 4).reshape(3 * c, w.shape[1], *w.shape[3:])
+        bias = self.conv.bias
+        self.bias = None if bias is None else torch.cat(
+            [torch.zeros_like(bias), bias, torch.zeros_like(bias)])
+
+    def taps(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames x [T, Cin, H, W] -> taps [T, 3 * Cout, H', W']."""
+        return F.conv2d(self.prepare(x), self.weight, self.bias, self.conv.stride[1:],
+                        self.conv.padding[1:])
 
     def begin(self, start: int, scene_start: bool) -> _ConvCarry:
         return _ConvCarry(start, start if scene_start else start + 1, scene_start, None, None, None)
@@ -227,7 +238,7 @@ class FrameConv(Windowed):
                  batch: int | None = 1):
         """As `TemporalConv`; batch: output frames per call (fixed: one shape, one set
         of bits per frame)."""
-        self.block = TemporalConv(module, edge, pad_space)
+        self.block = Block3d(module, pad_space)
         self.edge, self.batch = edge, batch or 1
         conv = self.block.conv
         # a weight in the input's layout: else every call converts it (measured: a third
@@ -256,10 +267,9 @@ def temporal_conv(module: nn.Module, form: str, edge: str = "zero", pad_space: b
     call (fixed; None: any, taps only)."""
     if form not in CONV_FORMS:
         raise ValueError(f"conv form must be one of {CONV_FORMS}, not {form!r}")
-    conv = module if isinstance(module, nn.Conv3d) else module.conv3d
     # a few output channels (the networks' last layers) stay taps: channels-last Conv3d
     # there took 58-60 ms per frame against the taps' 2 (NetworkR, 224x160, float32)
-    if form == "frame" and conv.out_channels >= FRAME_MIN_CHANNELS:
+    if form == "frame" and Block3d(module).channels >= FRAME_MIN_CHANNELS:
         return FrameConv(module, edge, pad_space, batch)
     return TemporalConv(module, edge, pad_space, batch)
 
