@@ -5,12 +5,17 @@ encoder computed first, untimed) runs over the same synthetic frames, pushed in 
 as the engine pushes them on a CPU, once per form and frames-per-call; the runs
 alternate --repeat times and the fastest of each counts (a shared machine's other jobs
 only ever slow a run down). Outputs are compared with the first variant's.
+`--net encoders` times NetworkC's per-frame encoders instead (no references), form
+"direct" (conv2d) or "winograd" (model.winograd.attach), in calls of that many frames.
 
 Weights: PyTorch's default init seeded with 0, batch norm folded as the engine does
 (speed does not depend on the values).
 
     python benchmarks/conv_forms.py                                 # restoration, float32
     python benchmarks/conv_forms.py --net decoder
+    python benchmarks/conv_forms.py --variants frame:4,winograd-frame:4,taps:4
+    python benchmarks/conv_forms.py --net decoder --variants taps:4,winograd:4,frame:4
+    python benchmarks/conv_forms.py --net encoders --variants direct:4,winograd:4
     python benchmarks/conv_forms.py --dtype bf16 --variants taps:4,frame:1,frame:4
     python benchmarks/conv_forms.py --device cuda --dtype fp16 --width 528 --height 400 \
         --frames 64 --push 16 --variants taps:8,frame:8
@@ -20,15 +25,16 @@ Prints figures, then one JSON line.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 
 import torch
 
-from vsremaster.model import NetworkC, NetworkR
+from vsremaster.model import NetworkC, NetworkR, winograd
 from vsremaster.model.decoding import DecoderStream
 from vsremaster.model.fold import fold_batchnorm
-from vsremaster.model.streaming import RestorationStream
+from vsremaster.model.streaming import RestorationStream, per_frame
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -42,11 +48,28 @@ def streams(args):
     if args.net == "restoration":
         net = fold_batchnorm(NetworkR().eval()).to(device, dtype)
         return (lambda form, b: RestorationStream(net, b, form)), [x[i:i + args.push] for i in cut]
+    if args.net == "encoders":
+        nets = {"direct": fold_batchnorm(NetworkC().eval()).to(device, dtype)}
+        nets["winograd"] = winograd.attach(copy.deepcopy(nets["direct"]))
+        return (lambda form, b: Encoders(nets[form], b)), [x[i:i + args.push] for i in cut]
     net = fold_batchnorm(NetworkC().eval()).to(device, dtype)
     with torch.no_grad():
         skip, deep = net.encode_frame_batch(x, None)
     return (lambda form, b: DecoderStream(net, batch=b, form=form)), \
         [(skip[i:i + args.push], deep[i:i + args.push]) for i in cut]
+
+
+class Encoders:
+    """The per-frame encoders as a stream-like object (calls of `batch` frames)."""
+
+    def __init__(self, net, batch: int):
+        self.net, self.batch = net, batch
+
+    def begin(self, start, scene_start):
+        return None
+
+    def push(self, state, x, last=False):
+        return None, per_frame(lambda f: self.net.encode_frame_batch(f)[0], x, self.batch)
 
 
 def run(stream, pieces) -> tuple[float, torch.Tensor]:
@@ -64,7 +87,8 @@ def run(stream, pieces) -> tuple[float, torch.Tensor]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--net", choices=("restoration", "decoder"), default="restoration")
+    ap.add_argument("--net", choices=("restoration", "decoder", "encoders"),
+                    default="restoration")
     ap.add_argument("--dtype", choices=tuple(DTYPES), default="fp32")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     ap.add_argument("--width", type=int, default=224)

@@ -11,7 +11,8 @@ from vsremaster.model.colorization import FrameFeatures
 from vsremaster.model.decoding import (WINDOW_RADIUS, DecoderStream, decode_scene,
                                        decoder_stages)
 from vsremaster.model.fold import fold_batchnorm
-from vsremaster.model.streaming import per_frame
+from vsremaster.model import streaming
+from vsremaster.model.streaming import WinogradConv, per_frame
 
 TOL = 1e-5
 
@@ -126,12 +127,18 @@ def test_stream_in_pieces_equals_one_push_bit_for_bit(net, frames, sizes):
     assert torch.equal(got, whole)
 
 
+@pytest.mark.parametrize("form", ["frame", "winograd"])
 @pytest.mark.parametrize("sizes", [[1], [4, 1, 7]])
-def test_frame_form_in_pieces_equals_its_one_push_and_the_oracle(net, sizes):
-    # Conv3d calls of 3 frames: its own bits in any pieces and from a cold start inside
-    # the scene, the oracle's values
+def test_frame_forms_in_pieces_equal_their_one_push_and_the_oracle(net, sizes, form,
+                                                                   monkeypatch):
+    # Conv3d or Winograd calls of 3 frames: its own bits in any pieces and from a cold
+    # start inside the scene, the oracle's values (the narrow test network's layers all
+    # count as wide for Winograd here)
+    monkeypatch.setattr(streaming, "WINOGRAD_MIN_CHANNELS", 1)
     skip, deep = features(net, 40, seed=12)
-    stream = DecoderStream(net, batch=3, form="frame")
+    stream = DecoderStream(net, batch=3, form=form)
+    if form == "winograd":
+        assert any(isinstance(s, WinogradConv) for s in stream.chain.stages)
     with torch.no_grad():
         whole, _ = stream_all(stream, skip, deep, [40])
         got, times = stream_all(stream, skip, deep, sizes)

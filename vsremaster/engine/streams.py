@@ -101,16 +101,27 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
     """How the restoration's 3x3x3 convolutions stream on `models`' device and dtype:
     (form, frames per call) (model.streaming.CONV_FORMS).
 
-    "frame" (channels-last Conv3d calls) on a CPU, where it was measured faster than the
-    taps for NetworkR at 224x160 (benchmarks/conv_forms.py, RESULTS.md): bfloat16 in
-    calls of one frame 2.2 s against 4.5 s (AMX), float32 in calls of `batch` frames
-    18.8 s against 21.5 s (AVX2). Elsewhere the taps (Conv3d on cuDNN not yet checked
-    for fixed bits). The decoder keeps the taps: "frame" was slower there (float32,
-    AVX2: 10.3 s against 8.8 s).
+    On a CPU in float32: "winograd-frame", wide layers by Winograd, the rest as
+    channels-last Conv3d calls of `batch` frames (NetworkR at 224x160, 2-core AVX2:
+    1.27x the Conv3d calls alone, which were 1.15x the taps; benchmarks/conv_forms.py,
+    RESULTS.md). In bfloat16: "frame", calls of one frame (AMX: 2.2 s against the
+    taps' 4.5 s; Winograd not measured there). Elsewhere the taps (Conv3d on cuDNN not
+    yet checked for fixed bits).
     """
     if models.device.type != "cpu":
         return "taps", batch
-    return "frame", 1 if models.dtype == torch.bfloat16 else batch
+    if models.dtype == torch.bfloat16:
+        return "frame", 1
+    return "winograd-frame", batch
+
+
+def decoder_form(models: Models) -> str:
+    """How the decoder's 3x3x3 convolutions stream: on a CPU in float32 "winograd" (its
+    wide layers by Winograd, the rest taps: 1.6x the taps at 224x160, 2-core AVX2);
+    elsewhere the taps ("frame" was slower than the taps there: 10.3 s against 8.8 s)."""
+    if models.device.type == "cpu" and models.dtype == torch.float32:
+        return "winograd"
+    return "taps"
 
 
 class SceneStream:
@@ -128,8 +139,8 @@ class SceneStream:
         form, per_call = restoration_form(models, batch)
         self.restoration = RestorationStream(models.restore, per_call, form) \
             if restore else None
-        self.decoder = DecoderStream(models.colorize, context, batch, window, chunk_of) \
-            if colorize else None
+        self.decoder = DecoderStream(models.colorize, context, batch, window, chunk_of,
+                                     decoder_form(models)) if colorize else None
         #: frames after t that output t waits for
         self.lag = sum(s.lag for s in (self.restoration, self.decoder) if s is not None)
         #: the decoder decodes each push as one window: pieces must reach it whole

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import winograd
 from .confidence import attention_confidence, confidence_of
 
 SPATIAL = (1, 3, 3)
@@ -25,9 +26,14 @@ TEMPORAL = (3, 3, 3)
 
 
 def spatial(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A block with a 1xKxK kernel applied to frames x [N, C, H, W] as 2-D operations."""
-    conv = block.conv3d
-    y = F.conv2d(x, conv.weight[:, :, 0], conv.bias, conv.stride[1:], conv.padding[1:])
+    """A block with a 1xKxK kernel applied to frames x [N, C, H, W] as 2-D operations
+    (by Winograd when `winograd.attach` gave the block transformed weights and the
+    frames suit them)."""
+    conv, u = block.conv3d, getattr(block, "winograd", None)
+    if u is not None and winograd.spatial_fits(x, u):
+        y = winograd.conv2d(x, u, conv.bias)
+    else:
+        y = F.conv2d(x, conv.weight[:, :, 0], conv.bias, conv.stride[1:], conv.padding[1:])
     return F.elu(batch_norm(block.bn, y))
 
 

@@ -38,12 +38,17 @@ from torch import nn
 
 from .blocks import ConvBlock, UpBlock, batch_norm, upsample2x
 from .restoration import L_MEAN, RESTORE_RADIUS, NetworkR
+from . import winograd
 
-#: How a 3x3x3 convolution is streamed: "taps" (2-D taps in batches) or "frame"
-#: (Conv3d calls of a fixed number of frames).
-CONV_FORMS = ("taps", "frame")
+#: How a 3x3x3 convolution is streamed: "taps" (2-D taps in batches), "frame" (Conv3d
+#: calls of a fixed number of frames), "winograd" (wide layers by Winograd, the rest
+#: taps) or "winograd-frame" (wide layers by Winograd, the rest Conv3d calls).
+CONV_FORMS = ("taps", "frame", "winograd", "winograd-frame")
 #: Fewest output channels a convolution needs to take the "frame" form.
 FRAME_MIN_CHANNELS = 8
+#: Fewest input and output channels for Winograd's GEMMs to pay (float32, 2-core AVX2
+#: CPU, 224x160: 256 channels 1.3-1.7x the Conv3d calls, 128 channels 1.1-1.2x).
+WINOGRAD_MIN_CHANNELS = 128
 
 
 def per_frame(fn, x: torch.Tensor, batch: int | None):
@@ -121,7 +126,9 @@ class TemporalConv(Block3d):
 
     def taps(self, x: torch.Tensor) -> torch.Tensor:
         """Frames x [T, Cin, H, W] -> taps [T, 3 * Cout, H', W']."""
-        return F.conv2d(self.prepare(x), self.weight, self.bias, self.conv.stride[1:],
+        # one layout whatever the previous stage gave: oneDNN's kernel, and with it the
+        # bits, differs between channels-last and contiguous inputs
+        return F.conv2d(self.prepare(x).contiguous(), self.weight, self.bias, self.conv.stride[1:],
                         self.conv.padding[1:])
 
     def begin(self, start: int, scene_start: bool) -> _ConvCarry:
@@ -261,15 +268,57 @@ class FrameConv(Windowed):
         return self.block.post(y[0, :, :n].transpose(0, 1))
 
 
+class WinogradConv(FrameConv):
+    """A wide 3x3x3 block (stride 1, zero padding 1 in space) as `FrameConv`, each call
+    of `batch` output frames multiplying in Winograd's domain (`model.winograd`).
+
+    Layers whose calls would need more than winograd.SCRATCH_BYTES take the Conv3d
+    calls instead (the choice depends only on the layer and the frame size, so every
+    frame of a clip gets the same form).
+    """
+
+    def __init__(self, module: nn.Module, edge: str = "zero", batch: int | None = 1):
+        super().__init__(module, edge, False, batch)
+        if not winograd_wide(self.block.conv):
+            raise ValueError("Winograd needs a wide 3x3x3 convolution with stride 1, padding 1")
+        self.u = winograd.cached_weight(self.block.conv)
+
+    def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
+        b, w = self.batch, window[0]
+        _, cin, h, wd = w.shape
+        cout = self.block.channels
+        if not winograd.fits(b, h, wd, cin, cout, 3, w.element_size()):
+            return super().compute(window, n, start)
+        extra = -n % b
+        if extra:
+            w = torch.cat([w] + [w[-1:]] * extra)
+        x = w.permute(0, 2, 3, 1)                       # [T, H, W, C]
+        y = w.new_empty(n + extra, h, wd, cout)
+        for t in range(0, n, b):
+            winograd.convolve(x[t:t + b + 2], self.u, self.bias, y[t:t + b])
+        return self.block.post(y[:n].permute(0, 3, 1, 2))
+
+
+def winograd_wide(conv: nn.Conv3d) -> bool:
+    """Whether WinogradConv computes this 3x3x3 convolution and it is wide enough to
+    gain (WINOGRAD_MIN_CHANNELS)."""
+    return (tuple(conv.stride) == (1, 1, 1) and tuple(conv.padding[1:]) == (1, 1)
+            and conv.groups == 1 and tuple(conv.dilation) == (1, 1, 1)
+            and min(conv.in_channels, conv.out_channels) >= WINOGRAD_MIN_CHANNELS)
+
+
 def temporal_conv(module: nn.Module, form: str, edge: str = "zero", pad_space: bool = False,
                   batch: int | None = None):
     """A streaming stage for a 3x3x3 block in `form` (see CONV_FORMS); batch: frames per
     call (fixed; None: any, taps only)."""
     if form not in CONV_FORMS:
         raise ValueError(f"conv form must be one of {CONV_FORMS}, not {form!r}")
+    block = Block3d(module)
+    if form.startswith("winograd") and not pad_space and winograd_wide(block.conv):
+        return WinogradConv(module, edge, batch)
     # a few output channels (the networks' last layers) stay taps: channels-last Conv3d
     # there took 58-60 ms per frame against the taps' 2 (NetworkR, 224x160, float32)
-    if form == "frame" and Block3d(module).channels >= FRAME_MIN_CHANNELS:
+    if form in ("frame", "winograd-frame") and block.channels >= FRAME_MIN_CHANNELS:
         return FrameConv(module, edge, pad_space, batch)
     return TemporalConv(module, edge, pad_space, batch)
 
