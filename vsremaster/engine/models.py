@@ -54,12 +54,15 @@ def shared_models(path: Path, device: torch.device, dtype: torch.dtype) -> Model
             # folded in float32, then cast: the halves see the folded weights rounded once
             fold_batchnorm(model_r).to(dtype)
             fold_batchnorm(model_c).to(dtype)
-            if device.type == "cpu" and dtype == torch.float32:
-                # the encoders' wide 2-D layers by Winograd: 1.28x (224x160, AVX2)
+            cpu32 = device.type == "cpu" and dtype == torch.float32
+            if cpu32:
+                # the encoders' wide 2-D layers by Winograd: 1.19x (224x160, AVX2;
+                # benchmarks/conv_forms.py --net encoders)
                 winograd.attach(model_c)
             models = Models(model_r, model_c, device, dtype, getattr(model_c, "name", ""))
-            # the streams' Winograd scratch outlives a call; free it with the networks
-            weakref.finalize(models, winograd.SCRATCH.clear)
+            if cpu32:
+                # Winograd's scratch outlives a call; free it with the networks
+                weakref.finalize(models, winograd.SCRATCH.clear)
             _shared[key] = models
         return models
 

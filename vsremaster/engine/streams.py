@@ -103,10 +103,10 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
 
     On a CPU in float32: "winograd-frame", wide layers by Winograd, the rest as
     channels-last Conv3d calls of `batch` frames (NetworkR at 224x160, 2-core AVX2:
-    1.27x the Conv3d calls alone, which were 1.15x the taps; benchmarks/conv_forms.py,
-    RESULTS.md). In bfloat16: "frame", calls of one frame (AMX: 2.2 s against the
-    taps' 4.5 s; Winograd not measured there). Elsewhere the taps (Conv3d on cuDNN not
-    yet checked for fixed bits).
+    1.18-1.27x the Conv3d calls alone, which were 1.15x the taps;
+    benchmarks/conv_forms.py, RESULTS.md). In bfloat16: "frame", calls of one frame
+    (AMX: 2.2 s against the taps' 4.5 s; Winograd not measured there). Elsewhere the
+    taps (Conv3d on cuDNN not yet checked for fixed bits).
     """
     if models.device.type != "cpu":
         return "taps", batch
@@ -117,7 +117,7 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
 
 def decoder_form(models: Models) -> str:
     """How the decoder's 3x3x3 convolutions stream: on a CPU in float32 "winograd" (its
-    wide layers by Winograd, the rest taps: 1.6x the taps at 224x160, 2-core AVX2);
+    wide layers by Winograd, the rest taps: 1.45-1.79x the taps at 224x160, 2-core AVX2);
     elsewhere the taps ("frame" was slower than the taps there: 10.3 s against 8.8 s)."""
     if models.device.type == "cpu" and models.dtype == torch.float32:
         return "winograd"

@@ -257,11 +257,13 @@ class FrameConv(Windowed):
     def prepare(self, x: tuple) -> tuple:
         return (self.block.prepare(x[0]).contiguous(memory_format=torch.channels_last),)
 
+    def padded(self, w: torch.Tensor, n: int) -> torch.Tensor:
+        """Window w for n outputs, its last frame repeated up to whole calls of `batch`."""
+        extra = -n % self.batch
+        return torch.cat([w] + [w[-1:]] * extra) if extra else w
+
     def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
-        b, w = self.batch, window[0]
-        extra = -n % b
-        if extra:
-            w = torch.cat([w] + [w[-1:]] * extra)
+        b, w = self.batch, self.padded(window[0], n)
         v = w.contiguous(memory_format=torch.channels_last).transpose(0, 1)[None]
         y = torch.cat([F.conv3d(v[:, :, t:t + b + 2], self.weight, self.bias, self.stride,
                                 self.padding) for t in range(0, n, b)], 2)
@@ -272,9 +274,9 @@ class WinogradConv(FrameConv):
     """A wide 3x3x3 block (stride 1, zero padding 1 in space) as `FrameConv`, each call
     of `batch` output frames multiplying in Winograd's domain (`model.winograd`).
 
-    Layers whose calls would need more than winograd.SCRATCH_BYTES take the Conv3d
-    calls instead (the choice depends only on the layer and the frame size, so every
-    frame of a clip gets the same form).
+    Frames too large for winograd.SCRATCH_BYTES go in bands of tile rows; a layer whose
+    one row of tiles does not fit takes the Conv3d calls (the choice depends only on
+    the layer and the frame size, so every frame of a clip gets the same form).
     """
 
     def __init__(self, module: nn.Module, edge: str = "zero", batch: int | None = 1):
@@ -289,11 +291,9 @@ class WinogradConv(FrameConv):
         cout = self.block.channels
         if not winograd.fits(b, h, wd, cin, cout, 3, w.element_size()):
             return super().compute(window, n, start)
-        extra = -n % b
-        if extra:
-            w = torch.cat([w] + [w[-1:]] * extra)
+        w = self.padded(w, n)
         x = w.permute(0, 2, 3, 1)                       # [T, H, W, C]
-        y = w.new_empty(n + extra, h, wd, cout)
+        y = w.new_empty(len(w) - 2, h, wd, cout)
         for t in range(0, n, b):
             winograd.convolve(x[t:t + b + 2], self.u, self.bias, y[t:t + b])
         return self.block.post(y[:n].permute(0, 3, 1, 2))
@@ -302,9 +302,7 @@ class WinogradConv(FrameConv):
 def winograd_wide(conv: nn.Conv3d) -> bool:
     """Whether WinogradConv computes this 3x3x3 convolution and it is wide enough to
     gain (WINOGRAD_MIN_CHANNELS)."""
-    return (tuple(conv.stride) == (1, 1, 1) and tuple(conv.padding[1:]) == (1, 1)
-            and conv.groups == 1 and tuple(conv.dilation) == (1, 1, 1)
-            and min(conv.in_channels, conv.out_channels) >= WINOGRAD_MIN_CHANNELS)
+    return winograd.suits(conv, WINOGRAD_MIN_CHANNELS)
 
 
 def temporal_conv(module: nn.Module, form: str, edge: str = "zero", pad_space: bool = False,

@@ -14,6 +14,7 @@ bands of tile rows, so memory stays bounded at any frame size.
 """
 from __future__ import annotations
 
+import math
 import threading
 from contextlib import contextmanager
 
@@ -22,7 +23,8 @@ from torch import nn
 
 # F(2, 3): y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 input tile d and a 3x3 kernel g
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
-#: Most scratch bytes one call may use; larger layers take the direct convolution.
+#: Most scratch bytes one call may use: larger frames go in bands of tile rows; a layer
+#: whose one row of tiles needs more takes the direct convolution.
 SCRATCH_BYTES = 256 << 20
 #: Fewest input and output channels of a 1x3x3 layer for Winograd to pay, and fewest
 #: 2x2 tiles per frame (float32, 2-core AVX2 CPU, frames one per call: 512 channels at
@@ -54,7 +56,8 @@ def scratch_bytes(frames: int, h: int, w: int, cin: int, cout: int, taps: int,
                   itemsize: int) -> int:
     """Scratch a call of `frames` output frames of h x w needs (see `convolve`)."""
     t = frames + taps - 1
-    return itemsize * (t * (h + 2) * (w + 2) * cin + 4 * t * h * w * cin + 4 * frames * h * w * cout)
+    return itemsize * (t * (h + 2) * (w + 2) * cin + 4 * t * h * w * cin
+                       + 4 * frames * h * w * cout)
 
 
 def band_rows(frames: int, h: int, w: int, cin: int, cout: int, taps: int,
@@ -76,15 +79,22 @@ def fits(frames: int, h: int, w: int, cin: int, cout: int, taps: int, itemsize: 
             and band_rows(frames, 2, w, cin, cout, taps, itemsize) == 1)
 
 
+def suits(conv: nn.Conv3d, min_channels: int) -> bool:
+    """Whether a Kx3x3 convolution is one this module computes (stride 1, padding 1 in
+    space, no groups or dilation) with at least `min_channels` in and out."""
+    return (tuple(conv.kernel_size[1:]) == (3, 3) and tuple(conv.stride) == (1, 1, 1)
+            and tuple(conv.padding[1:]) == (1, 1) and conv.groups == 1
+            and tuple(conv.dilation) == (1, 1, 1)
+            and min(conv.in_channels, conv.out_channels) >= min_channels)
+
+
 def attach(net: nn.Module) -> nn.Module:
     """Give net's wide 1x3x3 conv blocks (stride 1, padding 1) their transformed weights
     as `winograd`, which `blocks.spatial` then uses. Call after the last cast of net."""
     for m in net.modules():
         conv = getattr(m, "conv3d", None)
-        if (isinstance(conv, nn.Conv3d) and tuple(conv.kernel_size) == (1, 3, 3)
-                and tuple(conv.stride) == (1, 1, 1) and tuple(conv.padding) == (0, 1, 1)
-                and conv.groups == 1 and tuple(conv.dilation) == (1, 1, 1)
-                and min(conv.in_channels, conv.out_channels) >= SPATIAL_MIN_CHANNELS):
+        if (isinstance(conv, nn.Conv3d) and conv.kernel_size[0] == 1 and conv.padding[0] == 0
+                and suits(conv, SPATIAL_MIN_CHANNELS)):
             m.winograd = cached_weight(conv)
     return net
 
@@ -125,9 +135,7 @@ class _Buffers:
         self.store = store
 
     def get(self, name: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
-        n = 1
-        for d in shape:
-            n *= d
+        n = math.prod(shape)
         # inference tensors cannot be written outside inference mode, nor others inside
         key = (name, like.dtype, like.device, torch.is_inference_mode_enabled())
         buf = self.store.get(key)
