@@ -62,13 +62,18 @@ def test_bench_command_prints_table_then_json(lite_weights):
     assert result["naive_info"]["split_calls"]["restore"] == 2     # one window per frame
     assert result["compared_frames"] == 2 and result["ab_mad_ours_naive"] >= 0
     assert result["peak_vram_mb"] is None and result["peak_rss_mb"] > 0
+    # each method in a fresh process of its own, its own high-water mark reported
+    pids = [result[f"{name}_info"]["pid"] for name in ("ours", "baseline", "naive")]
+    assert result["isolated"] and len(set(pids + [result["pid"]])) == 4
+    assert all(result[f"{name}_process_peak_rss_mb"] >= result[f"{name}_peak_rss_mb"] - 1
+               for name in ("ours", "baseline", "naive"))
 
 
 def test_bench_ours_variant_runs_the_filter_with_extra_arguments(lite_weights):
     lines, result = _bench("--width", "64", "--height", "48", "--frames", "6", "--refs", "1",
                            "--ref-size", "32", "--methods", "ours", "--weights",
                            str(lite_weights), "--ours-args", "max_refs=1",
-                           "--ours-variant", "chunk=4,restore=False")
+                           "--ours-variant", "chunk=4,restore=False", "--in-process")
     name = "ours[chunk=4,restore=False]"
     assert any(line.startswith(name + " ") for line in lines[:-1])
     assert result["ours_info"]["filter_args"] == {"max_refs": 1}
@@ -78,6 +83,9 @@ def test_bench_ours_variant_runs_the_filter_with_extra_arguments(lite_weights):
     assert result[f"{name}_info"]["split_calls"]["restore"] == 0
     assert result[f"{name}_fps"] > 0 and result[f"{name}_output_shape"] == [6, 48, 64, 3]
     assert result[f"ab_mad_ours_{name}"] >= 0 and result["baseline_fps"] is None
+    # --in-process: both runs in the command's own process
+    assert not result["isolated"]
+    assert result["ours_info"]["pid"] == result[f"{name}_info"]["pid"] == result["pid"]
 
 
 @pytest.mark.parametrize("option, text, says", [

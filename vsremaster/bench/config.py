@@ -39,6 +39,8 @@ class Config:
     warmup: str = "auto"
     split: bool = False
     seed: int = 0
+    #: each method in a fresh process of its own (bench.isolated), else all in this one
+    isolate: bool = True
     #: extra keyword arguments for the filter (`--ours-args`), applied to every ours run
     ours_args: dict = field(default_factory=dict)
     #: further ours runs, each with these arguments on top of `ours_args` (`--ours-variant`)

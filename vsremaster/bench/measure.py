@@ -1,11 +1,12 @@
 """Measuring one method: wall and CPU clocks, peak RSS and VRAM, the time split by network.
 
-Memory, per method, in one process:
+Memory, per method:
 - peak RSS: a sampling thread reads /proc/self/statm every 2 ms while the method runs
   (RSS is process-wide, so `resource.getrusage` would only give the peak of the whole
-  run). Memory that earlier methods freed may stay in the allocator's heap, so the
-  figure is reported both as the peak and as the growth over the RSS at the method's
-  start. The process-wide high-water mark (VmHWM) is reported too.
+  process). It is reported both as the peak and as the growth over the RSS at the
+  method's start (with `--in-process`, memory that earlier methods freed may stay in
+  the allocator's heap), and with the process's high-water mark (VmHWM) at the method's
+  end: in a process of its own (bench.isolated), everything the method held.
 - peak VRAM (CUDA): `torch.cuda.max_memory_allocated`, reset before each method.
 """
 from __future__ import annotations
@@ -132,6 +133,7 @@ class MethodResult:
     shape: tuple | None = None                       # one output frame's shape
     info: dict = field(default_factory=dict)
     error: str | None = None
+    process_rss_peak: int | None = None    # VmHWM of the process it ran in, at its end
 
     @property
     def ms_per_frame(self) -> float | None:

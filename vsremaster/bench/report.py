@@ -5,6 +5,8 @@ Results are keyed by method name in run order: `ours`, any `ours[key=value]` var
 """
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
@@ -73,11 +75,15 @@ def summarise(cfg: Config, results: dict[str, MethodResult], source: str, dtype)
         summary[f"{name}_cpu_ms_per_frame"] = rounded(r.cpu_ms_per_frame, 2)
         summary[f"{name}_peak_rss_mb"] = mb(r.rss_peak)
         summary[f"{name}_rss_growth_mb"] = mb(r.rss_peak - r.rss_start)
+        summary[f"{name}_process_peak_rss_mb"] = mb(r.process_rss_peak)
         summary[f"{name}_peak_vram_mb"] = mb(r.vram_peak)
         summary[f"{name}_precision"] = r.precision
         summary[f"{name}_output_shape"] = [r.frames, *r.shape] if r.shape else None
         summary[f"{name}_info"] = r.info
-    summary["process_peak_rss_mb"] = mb(process_peak_rss())
+    summary["process_peak_rss_mb"] = mb(max([process_peak_rss()] + [
+        r.process_rss_peak for r in results.values() if r.process_rss_peak]))
+    summary["isolated"] = cfg.isolate
+    summary["pid"] = os.getpid()
     summary.update(compare(results))
     summary["weights"] = source
     summary["warmup"] = cfg.warmup_mode
@@ -100,7 +106,8 @@ def print_table(cfg: Config, results: dict[str, MethodResult], summary: dict) ->
     w, h = cfg.model_size
     print(f"DeepRemaster benchmark: {cfg.frames} frames of {w}x{h}, {cfg.refs} references "
           f"of {cfg.ref_size} px, {summary['device']}")
-    print(f"weights: {summary['weights']}; warm-up: {cfg.warmup_mode} (untimed)")
+    print(f"weights: {summary['weights']}; warm-up: {cfg.warmup_mode} (untimed); "
+          + ("each method in a process of its own" if cfg.isolate else "all in one process"))
     if cfg.ours_args:
         print(f"ours: filter arguments {summary['ours_args']}")
     wide = max([9] + [len(n) for n in results])

@@ -1,11 +1,14 @@
 """The benchmark driver: ours, the authors' baseline and the naive window, side by side.
 
-One process; every method gets the same synthetic grey frames, the same references and
+Every method gets the same synthetic grey frames, the same references and
 the same weights file (`inputs`):
 - `ours`: the real filter (`ours`), plus one run per `--ours-variant` with extra filter
   arguments, named `ours[key=value]`;
 - `baseline`: the authors' 5-frame blocks, float32 (`baseline`);
 - `naive`: a centred 15-frame window per output frame (`naive`).
+
+Each method runs in a fresh process of its own (`isolated`: what ran before would
+otherwise change its speed), or with `--in-process` all in this one, one after another.
 
 Every method is warmed up first with one untimed run ("small": a 64x48 clip, the CPU
 default; "full": the measured size, the CUDA default, where cuDNN and the allocator
@@ -24,6 +27,7 @@ import torch
 from . import baseline, naive, ours
 from .config import DTYPES, Config, log, variant_name
 from .inputs import make_inputs, resolve_weights, small_inputs
+from .isolated import run_here, run_isolated
 from .measure import MethodResult
 from .report import print_table, summarise
 
@@ -61,25 +65,26 @@ def bench(cfg: Config) -> dict:
         small = small_inputs(cfg, folder)
         only = _naive_only(cfg.frames, cfg.naive_frames) if "naive" in cfg.methods else None
         keep = _keep_frames(cfg.frames, h, w, only)
-        runs = {"ours": lambda: ours.measure(cfg, inputs, small, weights, keep)}
+        runs = {"ours": lambda: (ours.measure, cfg, inputs, small, weights, keep)}
         if "ours" in cfg.methods:
             for extra in cfg.ours_variants:
                 name = variant_name(extra)
-                runs[name] = lambda extra=extra, name=name: ours.measure(
-                    cfg, inputs, small, weights, keep, extra, name)
-        runs["baseline"] = lambda: baseline.measure(
-            cfg, inputs, small, weights, keep,
-            dtype=resolve_dtype(cfg, results) if cfg.baseline_precision == "ours"
-            else torch.float32)
-        runs["naive"] = lambda: naive.measure(cfg, inputs, small, weights, keep,
-                                              resolve_dtype(cfg, results), only)
+                runs[name] = lambda extra=extra, name=name: (
+                    ours.measure, cfg, inputs, small, weights, keep, extra, name)
+        runs["baseline"] = lambda: (
+            baseline.measure, cfg, inputs, small, weights, keep, None,
+            resolve_dtype(cfg, results) if cfg.baseline_precision == "ours" else torch.float32)
+        runs["naive"] = lambda: (naive.measure, cfg, inputs, small, weights, keep,
+                                 resolve_dtype(cfg, results), only)
+        execute = run_isolated if cfg.isolate else run_here
         results: dict[str, MethodResult] = {}
-        for name, run in runs.items():
+        for name, job in runs.items():
             if name.split("[")[0] not in cfg.methods:
                 continue
             log(f"{name}: running ({cfg.frames} frames at {w}x{h}, {cfg.refs} refs, "
-                f"warm-up {cfg.warmup_mode})")
-            results[name] = r = run()
+                f"warm-up {cfg.warmup_mode}, "
+                f"{'a process of its own' if cfg.isolate else 'in this process'})")
+            results[name] = r = execute(*job())
             log(f"{name}: {r.frames} frames in {r.seconds:.2f} s")
     summary = summarise(cfg, results, source, resolve_dtype(cfg, results))
     print_table(cfg, results, summary)

@@ -42,6 +42,10 @@ def add_arguments(parser) -> None:
                              "measured size) or none (default: small on CPU, full on CUDA)")
     parser.add_argument("--split", action="store_true",
                         help="time ours' network calls on CUDA too (synchronises; always on CPU)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every method in this one process, one after another "
+                             "(default: each in a fresh process; in one, a method's speed "
+                             "depends on what ran before it: the heap it left)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic input")
     add_ours_options(parser)
     parser.add_argument("--sweep", action="store_true",
@@ -97,7 +101,7 @@ def run(args) -> int:
                  precision=args.precision, baseline_precision=args.baseline_precision,
                  weights=args.weights, methods=methods,
                  naive_frames=args.naive_frames, warmup=args.warmup, split=args.split,
-                 seed=args.seed, ours_args=ours_args, ours_variants=variants)
+                 seed=args.seed, isolate=not args.in_process, ours_args=ours_args, ours_variants=variants)
     try:
         return main(cfg, do_sweep=args.sweep, sweep_frames=args.frames,
                     glue={"fmt": args.glue_format, "threads": args.threads} if args.glue else None)
