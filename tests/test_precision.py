@@ -27,8 +27,8 @@ def test_half_precision_is_float16_on_cuda_and_bfloat16_on_a_cpu():
     assert _pick_dtype(False, CUDA) == _pick_dtype(False, CPU) == torch.float32
 
 
-def test_the_cpu_default_is_bfloat16_only_with_amx():
-    want = torch.bfloat16 if cpu_bfloat16() == "amx" else torch.float32
+def test_the_cpu_default_is_bfloat16_only_with_bfloat16_hardware():
+    want = torch.float32 if cpu_bfloat16() is None else torch.bfloat16
     assert _pick_dtype(None, CPU) == want
 
 

@@ -105,7 +105,8 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
     channels-last Conv3d calls of `batch` frames (NetworkR at 224x160, 2-core AVX2:
     1.18-1.27x the Conv3d calls alone, which were 1.15x the taps;
     benchmarks/conv_forms.py, RESULTS.md). In bfloat16: "frame", calls of one frame
-    (AMX: 2.2 s against the taps' 4.5 s; Winograd not measured there). Elsewhere the
+    (AMX: 2.2 s against the taps' 4.5 s; AVX512-BF16 on AMD Zen 4: 5.0 s against
+    the taps' 6.3 s and 4 frames per call 5.4 s; Winograd not measured there). Elsewhere the
     taps (Conv3d on cuDNN not yet checked for fixed bits).
     """
     if models.device.type != "cpu":
