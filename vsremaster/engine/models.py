@@ -25,15 +25,45 @@ from ..model import winograd
 from ..model.fold import fold_batchnorm
 
 
+#: Which networks' wide 3x3 layers multiply by Winograd (model.winograd) on a CPU in
+#: float32, by the vector width ATen and oneDNN use there (benchmarks/conv_forms.py,
+#: RESULTS.md). AVX2 (2-core AMD EPYC): restoration 1.18-1.27x, encoders 1.19x, decoder
+#: 1.45-1.79x the direct convolutions. AVX-512 (AMD Zen 4), whose direct kernels run
+#: nearer the machine's peak: decoder 1.39x, encoders 1.04x, restoration 1.04x with its
+#: 128-channel layers slower (4.9 s against 3.5 s for the widest): there only the
+#: decoder. Other CPUs: as AVX2.
+WINOGRAD_PARTS = {"AVX2": frozenset({"restoration", "encoders", "decoder"}),
+                  "AVX512": frozenset({"decoder"})}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_capability() -> str:
+    """The vector instructions ATen's CPU kernels use here ("AVX512", "AVX2", ...)."""
+    try:
+        return torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        return "DEFAULT"
+
+
+def winograd_parts(device: torch.device, dtype: torch.dtype) -> frozenset:
+    """The networks ("restoration", "encoders", "decoder") whose wide layers go by
+    Winograd on `device` in `dtype`: on a CPU in float32 only (WINOGRAD_PARTS)."""
+    if device.type != "cpu" or dtype != torch.float32:
+        return frozenset()
+    return WINOGRAD_PARTS.get(cpu_capability(), WINOGRAD_PARTS["AVX2"])
+
+
 @dataclass(eq=False)
 class Models:
-    """Both networks on one device in one dtype, and a lock serialising their use."""
+    """Both networks on one device in one dtype, a lock serialising their use, and the
+    networks whose wide layers go by Winograd (`winograd_parts`)."""
 
     restore: NetworkR
     colorize: NetworkC
     device: torch.device
     dtype: torch.dtype
     name: str
+    winograd: frozenset = frozenset()
 
     def __post_init__(self):
         self.lock = threading.Lock()
@@ -54,13 +84,12 @@ def shared_models(path: Path, device: torch.device, dtype: torch.dtype) -> Model
             # folded in float32, then cast: the halves see the folded weights rounded once
             fold_batchnorm(model_r).to(dtype)
             fold_batchnorm(model_c).to(dtype)
-            cpu32 = device.type == "cpu" and dtype == torch.float32
-            if cpu32:
-                # the encoders' wide 2-D layers by Winograd: 1.19x (224x160, AVX2;
-                # benchmarks/conv_forms.py --net encoders)
+            parts = winograd_parts(device, dtype)
+            if "encoders" in parts:
                 winograd.attach(model_c)
-            models = Models(model_r, model_c, device, dtype, getattr(model_c, "name", ""))
-            if cpu32:
+            models = Models(model_r, model_c, device, dtype, getattr(model_c, "name", ""),
+                            parts)
+            if parts:
                 # Winograd's scratch outlives a call; free it with the networks
                 weakref.finalize(models, winograd.SCRATCH.clear)
             _shared[key] = models
