@@ -30,8 +30,8 @@ def _child(threads: int, fn, args: tuple) -> MethodResult:
 
 
 def run_isolated(fn, *args) -> MethodResult:
-    """fn(*args) in a fresh process: the MethodResult it returns (see run_here). A child that dies (killed for memory, say)
-    raises RuntimeError naming the method."""
+    """fn(*args) in a fresh process: the MethodResult it returns (see run_here). A child
+    that dies (killed for memory, say) raises RuntimeError naming the method."""
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=spawn) as pool:
         try:
