@@ -178,8 +178,9 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     mindim / ref_mindim: short edge of frames / references at model size.
     max_refs: most references per scene. chunk: frames per chunk (context excluded).
     fp16: half precision: float16 on CUDA, bfloat16 on a CPU (default on CUDA and on
-        CPUs with AMX or AVX512-BF16; False: float32 everywhere). sc_threshold: detect scene changes with this
-        threshold instead of reading `_SceneChangePrev`/`_SceneChangeNext`.
+        CPUs with AMX or AVX512-BF16; False: float32 everywhere). sc_threshold: detect
+        scene changes with this threshold instead of reading
+        `_SceneChangePrev`/`_SceneChangeNext`.
     context: "frame" (each frame's self attention and decoder see frames t-7..t+7 of its
         scene) or "chunk" (the released decoding: a chunk plus 7 frames each side share
         one window; seams at chunk bounds; for comparison).

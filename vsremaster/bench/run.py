@@ -4,11 +4,13 @@ Every method gets the same synthetic grey frames, the same references and
 the same weights file (`inputs`):
 - `ours`: the real filter (`ours`), plus one run per `--ours-variant` with extra filter
   arguments, named `ours[key=value]`;
-- `baseline`: the authors' 5-frame blocks, float32 (`baseline`);
+- `baseline`: the authors' 5-frame blocks, float32 or, with `--baseline-precision ours`,
+  ours' precision (`baseline`);
 - `naive`: a centred 15-frame window per output frame (`naive`).
 
 Each method runs in a fresh process of its own (`isolated`: what ran before would
-otherwise change its speed), or with `--in-process` all in this one, one after another.
+otherwise change its speed), or with `--in-process` all in this one, one after another
+(`--sweep` always measures in this process; `--glue` gives each case its own).
 
 Every method is warmed up first with one untimed run ("small": a 64x48 clip, the CPU
 default; "full": the measured size, the CUDA default, where cuDNN and the allocator

@@ -101,7 +101,8 @@ def run(args) -> int:
                  precision=args.precision, baseline_precision=args.baseline_precision,
                  weights=args.weights, methods=methods,
                  naive_frames=args.naive_frames, warmup=args.warmup, split=args.split,
-                 seed=args.seed, isolate=not args.in_process, ours_args=ours_args, ours_variants=variants)
+                 seed=args.seed, isolate=not args.in_process, ours_args=ours_args,
+                 ours_variants=variants)
     try:
         return main(cfg, do_sweep=args.sweep, sweep_frames=args.frames,
                     glue={"fmt": args.glue_format, "threads": args.threads} if args.glue else None)
