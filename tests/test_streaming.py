@@ -177,3 +177,23 @@ def test_the_frame_form_keeps_taps_for_few_output_channels(released):
 def test_an_unknown_conv_form_is_refused():
     with pytest.raises(ValueError, match="conv form must be one of"):
         RestorationStream(NetworkR(0.25), form="fft")
+
+
+def test_frames_slice_pieces_as_views_and_join_only_across_them():
+    from vsremaster.model.streaming import Frames
+    x = torch.rand(7, 4, 3, 5).contiguous(memory_format=torch.channels_last)
+    f = Frames([x[:3], x[3:3], x[3:]])
+    assert len(f) == 7 and torch.equal(f[:], x)
+    inside = f[4:6]
+    assert torch.equal(inside, x[4:6]) and inside.data_ptr() == x[4].data_ptr()   # a view
+    across = f[1:5]
+    assert torch.equal(across, x[1:5]) and across.data_ptr() != x[1].data_ptr()
+    assert f[7:].shape == (0, 4, 3, 5)
+    w = f.window(2, 2, 3)                    # x[2:] with 2 copies of x[2] before, 3 of x[6] after
+    want = torch.cat([x[2:3]] * 2 + [x[2:]] + [x[6:7]] * 3)
+    assert len(w) == 10 and torch.equal(w[:], want)
+    assert w[:].is_contiguous(memory_format=torch.channels_last)     # one layout, one kernel
+    z = f.window(0, 1, 1, zero=True)[:]
+    assert torch.equal(z[0], torch.zeros_like(x[0])) and torch.equal(z[1:8], x)
+    with pytest.raises(ValueError):
+        f[::2]

@@ -37,6 +37,12 @@ def spatial(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.elu(batch_norm(block.bn, y))
 
 
+def elu(y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """F.elu, written into `out` when given (y itself included): no extra pass to copy a
+    call's result into a stream's output."""
+    return F.elu(y) if out is None else torch._C._nn.elu(y, out=out)
+
+
 def batch_norm(bn: nn.Module, y: torch.Tensor) -> torch.Tensor:
     """An eval-mode BatchNorm3d (or the Identity left by folding) on tensors of any rank."""
     if isinstance(bn, nn.Identity):

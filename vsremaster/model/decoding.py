@@ -45,7 +45,7 @@ class WindowAttention(Windowed):
         self.attn, self.skip, self.batch, self.radius = attn, skip, batch, radius
 
     def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
-        x, r = window[0], self.radius
+        x, r = window[0][:], self.radius
         a = self.attn
         k = per_frame(lambda f: a.project(a.key_conv, f), x, self.batch)      # [T, S, C/8]
         v = per_frame(lambda f: a.project(a.value_conv, f), x, self.batch)    # [T, S, C]

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ConvBlock, UpBlock, batch_norm, upsample2x
+from .blocks import ConvBlock, UpBlock, batch_norm, elu, upsample2x
 from .restoration import L_MEAN, RESTORE_RADIUS, NetworkR
 from . import winograd
 
@@ -100,10 +100,11 @@ class Block3d:
             x = F.pad(x, (1, 1, 1, 1), mode="replicate")
         return x
 
-    def post(self, y: torch.Tensor) -> torch.Tensor:
+    def post(self, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The work after the convolution (BN, ELU), into `out` when given."""
         if isinstance(self.module, nn.Conv3d):
-            return y
-        return F.elu(batch_norm(self.module.bn, y))
+            return y if out is None else out.copy_(y)
+        return elu(batch_norm(self.module.bn, y), out)
 
 
 class TemporalConv(Block3d):
@@ -183,9 +184,10 @@ class _WindowCarry:
 class Windowed:
     """A stage whose output t reads inputs t-radius..t+radius (beyond the scene: `edge`).
 
-    Subclasses define `compute(window, n, start)`: window tuple of [n + 2r, ...] frames
-    (the first member is the stage's input; further members are side inputs aligned in
-    time), returning the outputs of the n middle frames, times start .. start + n.
+    Subclasses define `compute(window, n, start)`: window a tuple of n + 2r frames each
+    (`Frames`, or tensors [n + 2r, ...]: slicing either gives tensors; the first member
+    is the stage's input, further members side inputs aligned in time), returning the
+    outputs of the n middle frames, times start .. start + n.
     """
 
     radius: int
@@ -203,32 +205,81 @@ class Windowed:
         return _WindowCarry(start if scene_start else start + self.radius, start, None)
 
     def step(self, carry: _WindowCarry, x, last: bool):
-        frames = carry.frames
-        if x is not None:
-            x = self.prepare(x if isinstance(x, tuple) else (x,))
-            frames = x if frames is None else tuple(torch.cat([a, b]) for a, b in zip(frames, x))
+        new = None if x is None else self.prepare(x if isinstance(x, tuple) else (x,))
+        members = [m for m in (carry.frames, new) if m is not None]
         r, o, lo = self.radius, carry.next_out, carry.lo
-        hi = lo + (0 if frames is None else len(frames[0]))
+        hi = lo + sum(len(m[0]) for m in members)
         stop = hi if last else hi - r
-        if frames is None or stop <= o:
-            return _WindowCarry(o, lo, frames), None
-        # inputs o-r .. stop+r, the scene's edge frames repeated beyond it
+        if not members or stop <= o:
+            held = tuple(torch.cat(ts) if len(ts) > 1 else ts[0] for ts in zip(*members))
+            return _WindowCarry(o, lo, held or None), None
+        # inputs o-r .. stop+r, the scene's edge frames repeated beyond it, held as the
+        # pieces they came in: a push is not copied into one window
         before, after = max(0, lo - (o - r)), max(0, stop + r - hi)
-        zero = self.edge == "zero"
-        window = tuple(_repeat_edges(t[max(0, o - r - lo):], before, after, zero)
-                       for t in frames)
+        frames = tuple(Frames(list(ts)) for ts in zip(*members))
+        window = tuple(f.window(max(0, o - r - lo), before, after, self.edge == "zero")
+                       for f in frames)
         y = self.compute(window, stop - o, o)
         keep = max(0, stop - r - lo)
-        kept = tuple(t[keep:].clone() for t in frames)
+        kept = tuple(f[keep:].clone() for f in frames)
         return _WindowCarry(stop, lo + keep, kept if len(kept[0]) else None), y
 
 
-def _repeat_edges(t: torch.Tensor, before: int, after: int, zero: bool = False) -> torch.Tensor:
-    """t with `before` copies of its first frame and `after` of its last (or zeros)."""
-    if not before and not after:
-        return t
-    first, last = (torch.zeros_like(t[:1]),) * 2 if zero else (t[:1], t[-1:])
-    return torch.cat([first] * before + [t] + [last] * after)
+class Frames:
+    """Consecutive frames [T, ...] held as the pieces they came in.
+
+    A slice is a tensor: a view when it lies in one piece, else its parts joined (a
+    convolution call's few frames rather than a whole push).
+    """
+
+    def __init__(self, pieces: list[torch.Tensor]):
+        self.pieces = [p for p in pieces if len(p)] or pieces[:1]
+        self.length = sum(len(p) for p in self.pieces)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, s: slice) -> torch.Tensor:
+        a, b, step = s.indices(self.length)
+        if step != 1:
+            raise ValueError("Frames slices take consecutive frames")
+        parts, at = [], 0
+        for p in self.pieces:
+            if at < b and a < at + len(p):
+                parts.append(p[max(0, a - at):b - at])
+            at += len(p)
+        if not parts:
+            return self.pieces[0][:0]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def window(self, skip: int, before: int, after: int, zero: bool = False) -> "Frames":
+        """These frames from `skip` on, with `before` copies of the first of them and
+        `after` of the last (or zeros) around them."""
+        first, last = self[skip:skip + 1], self[self.length - 1:]
+        if zero:
+            first = last = torch.zeros_like(first)
+        # copies joined by cat keep the frames' memory layout (kernels, and with them the
+        # bits, differ between layouts)
+        pieces = [torch.cat([first] * before)] if before else []
+        at = 0
+        for p in self.pieces:
+            if at + len(p) > skip:
+                pieces.append(p[max(0, skip - at):])
+            at += len(p)
+        if after:
+            pieces.append(torch.cat([last] * after))
+        return Frames(pieces)
+
+
+def _calls(frames: Frames, n: int, batch: int):
+    """(t, inputs) of the 3x3x3 calls for outputs t .. t + batch of `frames` (n + 2
+    frames): inputs [batch + 2, ...] channels last, the last call's padded with copies
+    of its last frame (their outputs are dropped)."""
+    for t in range(0, n, batch):
+        w = frames[t:t + batch + 2]
+        if len(w) < batch + 2:
+            w = torch.cat([w] + [w[-1:]] * (batch + 2 - len(w)))
+        yield t, w.contiguous(memory_format=torch.channels_last)
 
 
 class FrameConv(Windowed):
@@ -257,17 +308,16 @@ class FrameConv(Windowed):
     def prepare(self, x: tuple) -> tuple:
         return (self.block.prepare(x[0]).contiguous(memory_format=torch.channels_last),)
 
-    def padded(self, w: torch.Tensor, n: int) -> torch.Tensor:
-        """Window w for n outputs, its last frame repeated up to whole calls of `batch`."""
-        extra = -n % self.batch
-        return torch.cat([w] + [w[-1:]] * extra) if extra else w
-
     def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
-        b, w = self.batch, self.padded(window[0], n)
-        v = w.contiguous(memory_format=torch.channels_last).transpose(0, 1)[None]
-        y = torch.cat([F.conv3d(v[:, :, t:t + b + 2], self.weight, self.bias, self.stride,
-                                self.padding) for t in range(0, n, b)], 2)
-        return self.block.post(y[0, :, :n].transpose(0, 1))
+        b, out = self.batch, None
+        for t, w in _calls(window[0], n, b):
+            y = F.conv3d(w.transpose(0, 1)[None], self.weight, self.bias, self.stride,
+                         self.padding)[0].transpose(0, 1)
+            if out is None:                 # whole calls: each call's post sees one shape
+                out = torch.empty((-(-n // b) * b, *y.shape[1:]), dtype=y.dtype,
+                                  device=y.device, memory_format=torch.channels_last)
+            self.block.post(y, out[t:t + b])
+        return out[:n]
 
 
 class WinogradConv(FrameConv):
@@ -286,17 +336,18 @@ class WinogradConv(FrameConv):
         self.u = winograd.cached_weight(self.block.conv)
 
     def compute(self, window: tuple, n: int, start: int = 0) -> torch.Tensor:
-        b, w = self.batch, window[0]
-        _, cin, h, wd = w.shape
+        b, x = self.batch, window[0]
+        first = x[:1]
+        _, cin, h, wd = first.shape
         cout = self.block.channels
-        if not winograd.fits(b, h, wd, cin, cout, 3, w.element_size()):
+        if not winograd.fits(b, h, wd, cin, cout, 3, first.element_size()):
             return super().compute(window, n, start)
-        w = self.padded(w, n)
-        x = w.permute(0, 2, 3, 1)                       # [T, H, W, C]
-        y = w.new_empty(len(w) - 2, h, wd, cout)
-        for t in range(0, n, b):
-            winograd.convolve(x[t:t + b + 2], self.u, self.bias, y[t:t + b])
-        return self.block.post(y[:n].permute(0, 3, 1, 2))
+        y = first.new_empty(-(-n // b) * b, h, wd, cout)
+        for t, w in _calls(x, n, b):
+            winograd.convolve(w.permute(0, 2, 3, 1), self.u, self.bias, y[t:t + b])
+            part = y[t:t + b].permute(0, 3, 1, 2)
+            self.block.post(part, part)
+        return y[:n].permute(0, 3, 1, 2)
 
 
 def winograd_wide(conv: nn.Conv3d) -> bool:
