@@ -45,6 +45,19 @@ def cpu_capability() -> str:
         return "DEFAULT"
 
 
+@functools.lru_cache(maxsize=1)
+def warm_cpu_math() -> None:
+    """Run one vectorised float32 pow, once per process, before the networks run.
+
+    Why: on an AMD Zen 4 (torch 2.14.1, AVX-512 kernels) ATen's vectorised expm1 (F.elu's)
+    and log1p ran 7-10x slower in a process until a vectorised float32 pow had run in it,
+    on any thread; fast from then on, with the same bits (cause not traced;
+    benchmarks/cpu_math_state.py, RESULTS.md). The filter's Lab conversion of references
+    runs one, so only renders without references paid: 1.15-1.18x slower.
+    """
+    torch.pow(torch.full((64,), 1.5), 2.4)
+
+
 def winograd_parts(device: torch.device, dtype: torch.dtype) -> frozenset:
     """The networks ("restoration", "encoders", "decoder") whose wide layers go by
     Winograd on `device` in `dtype`: on a CPU in float32 only (WINOGRAD_PARTS)."""
@@ -75,6 +88,8 @@ _guard = threading.Lock()
 
 def shared_models(path: Path, device: torch.device, dtype: torch.dtype) -> Models:
     """The loaded networks for a weights file, device and dtype (loaded once)."""
+    if device.type == "cpu":
+        warm_cpu_math()
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, str(device), dtype)
     with _guard:
