@@ -255,7 +255,7 @@ def record_split(res: MethodResult, split, before: float = 0.0) -> None:
 def load_models(weights, device: torch.device, dtype: torch.dtype):
     """(NetworkR, NetworkC) from a weights file, on `device` in `dtype`, eval mode; on a
     CPU ATen's math warmed as the filter warms it (`warm_cpu_math`: else F.elu can run
-    10x slower for these methods than for ours)."""
+    12-23x slower for these methods than for ours)."""
     from ..engine.models import warm_cpu_math
     from ..model.checkpoint import load_checkpoint
     if device.type == "cpu":

@@ -50,10 +50,10 @@ def warm_cpu_math() -> None:
     """Run one vectorised float32 pow, once per process, before the networks run.
 
     Why: on an AMD Zen 4 (torch 2.14.1, AVX-512 kernels) ATen's vectorised expm1 (F.elu's)
-    and log1p ran 7-10x slower in a process until a vectorised float32 pow had run in it,
-    on any thread; fast from then on, with the same bits (cause not traced;
+    and log1p ran 12-28x slower in a process until a vectorised float32 pow had run in
+    it, on any thread; fast from then on, with the same bits (cause not traced;
     benchmarks/cpu_math_state.py, RESULTS.md). The filter's Lab conversion of references
-    runs one, so only renders without references paid: 1.15-1.18x slower.
+    runs one, so renders without references paid most: 1.24-1.32x slower in float32.
     """
     torch.pow(torch.full((64,), 1.5), 2.4)
 
