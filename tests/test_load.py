@@ -115,6 +115,7 @@ def test_long_render_keeps_caches_bounded(lite_weights):
     # a few cells each (engine/runner.py), whatever the clip's length
     assert all(1 <= c.size <= 16 for c in caches.values()), {k: c.size for k, c in caches.items()}
     memory = {}
+    vs.core.num_threads = 1                  # in order: no cell starts cold (see test_filter)
     for i, f in enumerate(pipe.clip.frames(close=True)):
         assert f.width == 48
         if i % 40 == 0:
