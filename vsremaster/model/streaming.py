@@ -207,16 +207,16 @@ class Windowed:
     def step(self, carry: _WindowCarry, x, last: bool):
         new = None if x is None else self.prepare(x if isinstance(x, tuple) else (x,))
         members = [m for m in (carry.frames, new) if m is not None]
-        r, o, lo = self.radius, carry.next_out, carry.lo
-        hi = lo + sum(len(m[0]) for m in members)
-        stop = hi if last else hi - r
-        if not members or stop <= o:
-            held = tuple(torch.cat(ts) if len(ts) > 1 else ts[0] for ts in zip(*members))
-            return _WindowCarry(o, lo, held or None), None
-        # inputs o-r .. stop+r, the scene's edge frames repeated beyond it, held as the
-        # pieces they came in: a push is not copied into one window
-        before, after = max(0, lo - (o - r)), max(0, stop + r - hi)
+        # the inputs from `lo` on, held as the pieces they came in: a push is not copied
+        # into one window
         frames = tuple(Frames(list(ts)) for ts in zip(*members))
+        r, o, lo = self.radius, carry.next_out, carry.lo
+        hi = lo + (len(frames[0]) if frames else 0)
+        stop = hi if last else hi - r
+        if not frames or stop <= o:
+            return _WindowCarry(o, lo, tuple(f[:] for f in frames) or None), None
+        # inputs o-r .. stop+r, the scene's edge frames repeated beyond it
+        before, after = max(0, lo - (o - r)), max(0, stop + r - hi)
         window = tuple(f.window(max(0, o - r - lo), before, after, self.edge == "zero")
                        for f in frames)
         y = self.compute(window, stop - o, o)
