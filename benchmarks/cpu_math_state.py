@@ -1,6 +1,6 @@
 """ATen's vectorised CPU math before and after `engine.models.warm_cpu_math`, in a fresh process.
 
-On the development machines' AMD Zen 4 (torch 2.14.1) F.elu, expm1 and log1p ran 7-10x
+On the development machines' AMD Zen 4 (torch 2.14.1) F.elu, expm1 and log1p ran 12-28x
 slower in a fresh process than after one vectorised float32 pow had run in it; the
 filter therefore runs one when it loads networks on a CPU. This times each op on the
 same tensor (activations-like: normal, sd 0.3, [4, 128, 80, 112] float32, channels
