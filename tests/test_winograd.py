@@ -139,20 +139,19 @@ def test_bad_sizes_and_forms_are_refused():
     assert winograd.fits(4, 8, 12, 8, 8, 3, 4)
 
 
-def test_which_networks_go_by_winograd_follows_the_cpu(monkeypatch):
+def test_which_networks_go_by_winograd_follows_device_and_dtype():
     cpu, every = torch.device("cpu"), {"restoration", "encoders", "decoder"}
     assert engine_models.cpu_capability() == torch.backends.cpu.get_cpu_capability()
     assert engine_models.winograd_parts(torch.device("cuda"), torch.float32) == frozenset()
     assert engine_models.winograd_parts(cpu, torch.bfloat16) == frozenset()
-    for isa, want in (("AVX512", {"decoder"}), ("AVX2", every), ("SVE256", every)):
-        monkeypatch.setattr(engine_models, "cpu_capability", lambda isa=isa: isa)
-        parts = engine_models.winograd_parts(cpu, torch.float32)
-        assert parts == want, isa
-        models = engine_models.Models(NetworkR(0.125), NetworkC(0.125), cpu, torch.float32,
-                                      "", parts)
-        assert restoration_form(models, 4) == (
-            "winograd-frame" if "restoration" in parts else "frame", 4)
-        assert decoder_form(models) == "winograd"
+    parts = engine_models.winograd_parts(cpu, torch.float32)
+    assert parts == every
+    models = engine_models.Models(NetworkR(0.125), NetworkC(0.125), cpu, torch.float32, "",
+                                  parts)
+    assert restoration_form(models, 4) == ("winograd-frame", 4)
+    assert decoder_form(models) == "winograd"
+    half = engine_models.Models(NetworkR(0.125), NetworkC(0.125), cpu, torch.bfloat16, "")
+    assert restoration_form(half, 4) == ("frame", 1)
 
 
 def test_the_filter_uses_winograd_on_a_cpu_and_keeps_the_bytes(lite_seeded_weights, tmp_path,
@@ -168,8 +167,6 @@ def test_the_filter_uses_winograd_on_a_cpu_and_keeps_the_bytes(lite_seeded_weigh
     monkeypatch.setattr(streaming, "WINOGRAD_MIN_CHANNELS", 16)
     monkeypatch.setattr(winograd, "SPATIAL_MIN_CHANNELS", 16)
     monkeypatch.setattr(winograd, "SPATIAL_MIN_TILES", 1)
-    # every network by Winograd, whatever this CPU's vector width
-    monkeypatch.setattr(engine_models, "cpu_capability", lambda: "AVX2")
     linear = build(clip, weights=weights, fp16=False, **SMALL)
     for stream in (linear.engine.stream.restoration, linear.engine.stream.decoder):
         assert any(isinstance(s, WinogradConv) for s in stream.chain.stages)

@@ -25,15 +25,13 @@ from ..model import winograd
 from ..model.fold import fold_batchnorm
 
 
-#: Which networks' wide 3x3 layers multiply by Winograd (model.winograd) on a CPU in
-#: float32, by the vector width ATen and oneDNN use there (benchmarks/conv_forms.py,
-#: RESULTS.md). AVX2 (2-core AMD EPYC): restoration 1.18-1.27x, encoders 1.19x, decoder
-#: 1.45-1.79x the direct convolutions. AVX-512 (AMD Zen 4), whose direct kernels run
-#: nearer the machine's peak: decoder 1.39x, encoders 1.04x, restoration 1.04x with its
-#: 128-channel layers slower (4.9 s against 3.5 s for the widest): there only the
-#: decoder. Other CPUs: as AVX2.
-WINOGRAD_PARTS = {"AVX2": frozenset({"restoration", "encoders", "decoder"}),
-                  "AVX512": frozenset({"decoder"})}
+#: The networks whose wide 3x3 layers multiply by Winograd (model.winograd) on a CPU in
+#: float32, its products by oneDNN (model.gemm). Measured (benchmarks/conv_forms.py,
+#: RESULTS.md): AVX2 (2-core AMD EPYC, products by MKL then) restoration 1.18-1.27x,
+#: encoders 1.19x, decoder 1.45-1.79x the direct convolutions; AVX-512 (2-core AMD EPYC
+#: Zen 5) with oneDNN's products restoration 1.09x, encoders 1.22x (by MKL's: 1.04x,
+#: 1.04x, so that CPU took only the decoder until then).
+WINOGRAD_PARTS = frozenset({"restoration", "encoders", "decoder"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,7 +61,7 @@ def winograd_parts(device: torch.device, dtype: torch.dtype) -> frozenset:
     Winograd on `device` in `dtype`: on a CPU in float32 only (WINOGRAD_PARTS)."""
     if device.type != "cpu" or dtype != torch.float32:
         return frozenset()
-    return WINOGRAD_PARTS.get(cpu_capability(), WINOGRAD_PARTS["AVX2"])
+    return WINOGRAD_PARTS
 
 
 @dataclass(eq=False)

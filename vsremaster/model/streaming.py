@@ -46,9 +46,12 @@ from . import winograd
 CONV_FORMS = ("taps", "frame", "winograd", "winograd-frame")
 #: Fewest output channels a convolution needs to take the "frame" form.
 FRAME_MIN_CHANNELS = 8
-#: Fewest input and output channels for Winograd's GEMMs to pay (float32, 2-core AVX2
-#: CPU, 224x160: 256 channels 1.3-1.7x the Conv3d calls, 128 channels 1.1-1.2x).
-WINOGRAD_MIN_CHANNELS = 128
+#: Fewest input and output channels for Winograd's products to pay. Float32, 224x160,
+#: inside the filter on a 2-core AVX-512 AMD EPYC (Zen 5), products by oneDNN: 256->256
+#: layers gain, the 128-channel ones at 112x80 lose (256->128 2.39 s against the Conv3d
+#: calls' 1.95 s: each product copies its strided K taps). With MKL's products (2-core
+#: AVX2): 256 channels 1.3-1.7x the Conv3d calls, 128 channels 1.1-1.2x.
+WINOGRAD_MIN_CHANNELS = 256
 
 
 def per_frame(fn, x: torch.Tensor, batch: int | None):

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from . import gemm
+
 # F(2, 3): y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 input tile d and a 3x3 kernel g
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 #: Most scratch bytes one call may use: larger frames go in bands of tile rows; a layer
@@ -34,11 +36,12 @@ SPATIAL_MIN_TILES = 100
 
 
 def weight_transform(w: torch.Tensor) -> torch.Tensor:
-    """A Conv3d weight [Co, Ci, K, 3, 3] -> G g G^T: [K (time taps), 16 (tile positions),
-    Ci, Co], computed in float64 and rounded once to w's dtype."""
+    """A Conv3d weight [Co, Ci, K, 3, 3] -> G g G^T: [16 (tile positions), Co, K (time
+    taps), Ci], computed in float64 and rounded once to w's dtype. Per tile position a
+    [Co, K * Ci] matrix: one product covers every tap (see `convolve`)."""
     g = torch.tensor(_G, dtype=torch.float64, device=w.device)
-    u = torch.einsum("ai,oktij,bj->tabko", g, w.double(), g)
-    return u.reshape(w.shape[2], 16, w.shape[1], w.shape[0]).to(w.dtype).contiguous()
+    u = torch.einsum("ai,oktij,bj->abotk", g, w.double(), g)
+    return u.reshape(16, w.shape[0], w.shape[2], w.shape[1]).to(w.dtype).contiguous()
 
 
 def cached_weight(conv: nn.Conv3d) -> torch.Tensor:
@@ -54,10 +57,10 @@ def cached_weight(conv: nn.Conv3d) -> torch.Tensor:
 
 def scratch_bytes(frames: int, h: int, w: int, cin: int, cout: int, taps: int,
                   itemsize: int) -> int:
-    """Scratch a call of `frames` output frames of h x w needs (see `convolve`)."""
+    """Scratch a call of `frames` output frames of h x w needs (see `convolve`: the
+    padded and transformed inputs, and one output frame's products)."""
     t = frames + taps - 1
-    return itemsize * (t * (h + 2) * (w + 2) * cin + 4 * t * h * w * cin
-                       + 4 * frames * h * w * cout)
+    return itemsize * (t * (h + 2) * (w + 2) * cin + 4 * t * h * w * cin + 4 * h * w * cout)
 
 
 def band_rows(frames: int, h: int, w: int, cin: int, cout: int, taps: int,
@@ -103,7 +106,7 @@ def spatial_fits(x: torch.Tensor, u: torch.Tensor) -> bool:
     """Whether conv2d of frames x [N, C, H, W] with u pays and fits (see SPATIAL_*)."""
     h, w = x.shape[-2:]
     return (h * w >= 4 * SPATIAL_MIN_TILES
-            and fits(1, h, w, u.shape[2], u.shape[3], 1, x.element_size()))
+            and fits(1, h, w, u.shape[3], u.shape[1], 1, x.element_size()))
 
 
 class Scratch:
@@ -150,7 +153,8 @@ SCRATCH = Scratch()
 
 def input_transform(x: torch.Tensor, s: _Buffers, r0: int, r1: int) -> torch.Tensor:
     """Frames [T, H, W, C] -> B^T d B of the 4x4 tiles (stride 2, zero padded by one) of
-    tile rows r0..r1: [16, T, (r1 - r0) * W/2, C], in scratch."""
+    tile rows r0..r1: [16, (r1 - r0) * W/2, T, C] (time inside a tile: a tile's K
+    consecutive frames are one row of a product's input), in scratch."""
     t, h, w, c = x.shape
     rows = 2 * (r1 - r0)
     xp = s.get("pad", (t, rows + 2, w + 2, c), x)            # rows 2 r0 - 1 .. 2 r1
@@ -160,23 +164,29 @@ def input_transform(x: torch.Tensor, s: _Buffers, r0: int, r1: int) -> torch.Ten
     xp[:, at + bottom - top:] = 0
     xp[:, :, [0, -1]] = 0
     xp[:, at:at + bottom - top, 1:-1] = x[:, top:bottom]
-    v = s.get("v", (16, t, rows // 2, w // 2, c), x)
-    d = [xp[:, i:i + rows:2] for i in range(4)]
-    rws = (d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3])
-    for a, r in enumerate(rws):
-        e = [r[:, :, j:j + w:2] for j in range(4)]
-        torch.sub(e[0], e[2], out=v[4 * a])
-        torch.add(e[1], e[2], out=v[4 * a + 1])
-        torch.sub(e[2], e[1], out=v[4 * a + 2])
-        torch.sub(e[1], e[3], out=v[4 * a + 3])
-    return v.flatten(2, 3)
+    tiles = s.get("v", (16, rows // 2, w // 2, t, c), x)
+    # frame by frame: whole-clip ops writing this layout ran 2.2-2.5x slower at 112x80
+    for f in range(t):
+        v = tiles[:, :, :, f]
+        d = [xp[f, i:i + rows:2] for i in range(4)]
+        rws = (d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3])
+        for a, r in enumerate(rws):
+            e = [r[:, j:j + w:2] for j in range(4)]
+            torch.sub(e[0], e[2], out=v[4 * a])
+            torch.add(e[1], e[2], out=v[4 * a + 1])
+            torch.sub(e[2], e[1], out=v[4 * a + 2])
+            torch.sub(e[1], e[3], out=v[4 * a + 3])
+    return tiles.flatten(1, 2)
 
 
-def output_transform(m: torch.Tensor, h: int, w: int, bias: torch.Tensor | None,
+def output_transform(m: list, h: int, w: int, bias: torch.Tensor | None,
                      out: torch.Tensor) -> torch.Tensor:
-    """Tile products m [16, N, H/2 * W/2, Co] -> A^T m A (+ bias) into out [N, H, W, Co]."""
-    m = m.unflatten(2, (h // 2, w // 2)).unflatten(0, (4, 4))
-    for i, r in enumerate((m[0] + m[1] + m[2], m[1] - m[2] - m[3])):   # over tile rows
+    """Tile products m, 16 tensors [N, H/2 * W/2, Co] (tile positions row by row) ->
+    A^T m A (+ bias) into out [N, H, W, Co]."""
+    m = [p.unflatten(1, (h // 2, w // 2)) for p in m]
+    rows = (tuple(m[c] + m[4 + c] + m[8 + c] for c in range(4)),
+            tuple(m[4 + c] - m[8 + c] - m[12 + c] for c in range(4)))
+    for i, r in enumerate(rows):
         torch.add(r[0], r[1], out=out[:, i::2, 0::2]).add_(r[2])
         torch.sub(r[1], r[2], out=out[:, i::2, 1::2]).sub_(r[3])
     if bias is not None:
@@ -187,32 +197,35 @@ def output_transform(m: torch.Tensor, h: int, w: int, bias: torch.Tensor | None,
 def convolve(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None,
              out: torch.Tensor) -> torch.Tensor:
     """The n = T - K + 1 output frames of frames x [T, H, W, Ci] (any strides) with
-    weights u [K, 16, Ci, Co] (see weight_transform), into out [n, H, W, Co]; in bands
-    of tile rows (band_rows) when a whole frame would need too much scratch."""
+    weights u [16, Co, K, Ci] (see weight_transform), into out [n, H, W, Co]; in bands
+    of tile rows (band_rows) when a whole frame would need too much scratch.
+
+    Per tile position and output frame one product [tiles, K * Ci] x [K * Ci, Co]
+    (model.gemm: oneDNN's in float32 on a CPU): all taps in one pass."""
     t, h, w, ci = x.shape
-    n, co = t - len(u) + 1, u.shape[-1]
-    rows = band_rows(n, h, w, ci, co, len(u), x.element_size())
+    _, co, k, _ = u.shape
+    n = t - k + 1
+    rows = band_rows(n, h, w, ci, co, k, x.element_size())
     if not rows:
         raise ValueError("a row of Winograd tiles needs more than SCRATCH_BYTES")
+    weights = u.flatten(2)                                     # [16, Co, K * Ci]
     with SCRATCH.use() as s:
         for r0 in range(0, h // 2, rows):
             r1 = min(h // 2, r0 + rows)
-            v = input_transform(x, s, r0, r1)
-            p = v.shape[2]
-            m = s.get("m", (16, n * p, co), x)
-            torch.bmm(v[:, 0:n].reshape(16, n * p, ci), u[0], out=m)
-            for k in range(1, len(u)):
-                m.baddbmm_(v[:, k:k + n].reshape(16, n * p, ci), u[k])
-            output_transform(m.view(16, n, p, co), 2 * (r1 - r0), w, bias,
-                             out[:, 2 * r0:2 * r1])
+            v = input_transform(x, s, r0, r1)                  # [16, P, T, Ci]
+            p = v.shape[1]
+            for j in range(n):
+                m = [gemm.linear(v[a, :, j:j + k].flatten(1), weights[a])[None]
+                     for a in range(16)]
+                output_transform(m, 2 * (r1 - r0), w, bias, out[j:j + 1, 2 * r0:2 * r1])
     return out
 
 
 def conv2d(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A 3x3 convolution (stride 1, padding 1) of frames x [N, C, H, W] (any layout) with
-    weights u [1, 16, Ci, Co], one frame per call -> [N, Co, H, W] (channels last)."""
+    weights u [16, Co, 1, Ci], one frame per call -> [N, Co, H, W] (channels last)."""
     n, _, h, w = x.shape
-    y = x.new_empty(n, h, w, u.shape[-1])
+    y = x.new_empty(n, h, w, u.shape[1])
     xh = x.permute(0, 2, 3, 1)
     for i in range(n):
         convolve(xh[i:i + 1], u, bias, y[i:i + 1])
