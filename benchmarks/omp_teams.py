@@ -19,22 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import threading
-import time
 
 import torch
 
 from vsremaster.model import gemm, winograd
 
-
-def fastest(fn, repeat: int) -> float:
-    for _ in range(3):
-        fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
+from gemm_backends import fastest       # benchmarks/ is the script's folder
 
 
 def case(repeat: int) -> dict:
@@ -48,12 +38,12 @@ def case(repeat: int) -> dict:
     a, w = torch.randn(560, 768, generator=gen), torch.randn(256, 768, generator=gen)
     y = torch.randn(4, 20, 28, 256, generator=gen)
     with winograd.SCRATCH.use() as s:
-        transform = fastest(lambda: winograd.input_transform(x, s, 0, 20), repeat)
-    return {"add_ms": round(fastest(lambda: y + y, repeat), 4),
+        transform = fastest(lambda: winograd.input_transform(x, s, 0, 20), repeat) * 1e3
+    return {"add_ms": round(fastest(lambda: y + y, repeat) * 1e3, 4),
             "input_transform_ms": round(transform, 3),
             "winograd_conv_ms": round(fastest(lambda: winograd.convolve(x, u, conv.bias, out),
-                                              repeat), 3),
-            "product_ms": round(fastest(lambda: gemm.linear(a, w), repeat), 3)}
+                                              repeat) * 1e3, 3),
+            "product_ms": round(fastest(lambda: gemm.linear(a, w), repeat) * 1e3, 3)}
 
 
 def on_thread(repeat: int) -> dict:

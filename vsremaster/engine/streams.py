@@ -104,8 +104,8 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
     On a CPU in float32: channels-last Conv3d calls of `batch` frames ("frame": 1.15x the
     taps, 2-core AVX2), the wide layers by Winograd ("winograd-frame",
     engine.models.WINOGRAD_PARTS; AVX2: 1.18-1.27x the Conv3d calls alone, AVX-512 on
-    AMD Zen 5 1.09x; benchmarks/conv_forms.py, RESULTS.md). In bfloat16: "frame", calls of one frame
-    (AMX: 2.2 s against the taps' 4.5 s; AVX512-BF16 on AMD Zen 4: 5.0 s against the
+    AMD Zen 5 1.09x; benchmarks/conv_forms.py, RESULTS.md). In bfloat16: "frame", calls
+    of one frame (AMX: 2.2 s against the taps' 4.5 s; AVX512-BF16 on AMD Zen 4: 5.0 s against the
     taps' 6.3 s and 4 frames per call 5.4 s; Winograd not measured there). Elsewhere
     the taps (Conv3d on cuDNN not yet checked for fixed bits).
     """
@@ -119,8 +119,8 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
 def decoder_form(models: Models) -> str:
     """How the decoder's 3x3x3 convolutions stream: on a CPU in float32 "winograd" (its
     wide layers by Winograd, the rest taps: 1.45-1.79x the taps at 224x160, 2-core AVX2;
-    1.39x on AVX-512, AMD Zen 4, before its products went to oneDNN); elsewhere the taps ("frame" was slower than the taps
-    there: 10.3 s against 8.8 s)."""
+    1.39x on AVX-512, AMD Zen 4, before its products went to oneDNN); elsewhere the taps
+    ("frame" was slower than the taps there: 10.3 s against 8.8 s)."""
     return "winograd" if "decoder" in models.winograd else "taps"
 
 

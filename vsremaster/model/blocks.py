@@ -186,13 +186,13 @@ def _blocked_attention(q, k, v, match=None):
 
     On the CPU this beats scaled_dot_product_attention, which materialises L x S. The
     logits block is exponentiated in place and normalised after the product with v (S
-    times fewer divisions). Float32 products go to oneDNN (model.gemm: 2-2.9x MKL's on
+    times fewer divisions). Float32 products go to oneDNN (model.gemm: 2.0-2.4x MKL's on
     an AMD EPYC); elsewhere the logits block is one reused buffer.
     """
     rows = min(q.shape[1], max(1, _BLOCK_ELEMENTS // max(1, k.shape[1])))
-    kt = k.transpose(1, 2)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
         # training: autograd cannot see through the in-place buffer below
+        kt = k.transpose(1, 2)
         out = torch.cat([torch.bmm(torch.softmax(torch.bmm(q[:, i:i + rows], kt), -1), v)
                          for i in range(0, q.shape[1], rows)], 1)
         return out if match is None else (out, attention_confidence(q, k, *match))

@@ -57,8 +57,8 @@ def cached_weight(conv: nn.Conv3d) -> torch.Tensor:
 
 def scratch_bytes(frames: int, h: int, w: int, cin: int, cout: int, taps: int,
                   itemsize: int) -> int:
-    """Scratch a call of `frames` output frames of h x w needs (see `convolve`: the
-    padded and transformed inputs, and one output frame's products)."""
+    """Memory a call of `frames` output frames of h x w needs (see `convolve`: scratch
+    for the padded and transformed inputs, and one output frame's products)."""
     t = frames + taps - 1
     return itemsize * (t * (h + 2) * (w + 2) * cin + 4 * t * h * w * cin + 4 * h * w * cout)
 
@@ -213,7 +213,6 @@ def convolve(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None,
         for r0 in range(0, h // 2, rows):
             r1 = min(h // 2, r0 + rows)
             v = input_transform(x, s, r0, r1)                  # [16, P, T, Ci]
-            p = v.shape[1]
             for j in range(n):
                 m = [gemm.linear(v[a, :, j:j + k].flatten(1), weights[a])[None]
                      for a in range(16)]
