@@ -6,8 +6,10 @@ thread that enters a parallel region gets an OpenMP team of its own; with more O
 threads than CPUs, libgomp (PyTorch's wheels) spins only briefly between regions, so a
 short op pays a sleeping worker's wake-up. This times a few ops of the engine (an add,
 Winograd's input transform and a whole Winograd convolution, a oneDNN product) on the
-main thread, on a second thread while the main thread's team lives, and again on the
-main thread; `--fresh` runs the second case with no torch work on the main thread first.
+main thread, on a second thread while the main thread's team lives, on a second thread
+after the main thread's team was ended (`engine.host.release_openmp_threads`, what the
+filter does after each job), and again on the main thread; `--fresh` runs the second
+case with no torch work on the main thread first.
 
     python benchmarks/omp_teams.py
     python benchmarks/omp_teams.py --fresh
@@ -22,6 +24,7 @@ import threading
 
 import torch
 
+from vsremaster.engine.host import release_openmp_threads
 from vsremaster.model import gemm, winograd
 
 from gemm_backends import fastest       # benchmarks/ is the script's folder
@@ -64,6 +67,8 @@ def main() -> None:
     if not args.fresh:
         runs["main thread"] = case(args.repeat)
     runs["second thread"] = on_thread(args.repeat)
+    release_openmp_threads()
+    runs["after release"] = on_thread(args.repeat)
     runs["main thread again"] = case(args.repeat)
     print(f"{torch.get_num_threads()} torch threads; fastest of {args.repeat}, ms")
     for name, r in runs.items():

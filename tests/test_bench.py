@@ -73,7 +73,8 @@ def test_bench_ours_variant_runs_the_filter_with_extra_arguments(lite_weights):
     lines, result = _bench("--width", "64", "--height", "48", "--frames", "6", "--refs", "1",
                            "--ref-size", "32", "--methods", "ours", "--weights",
                            str(lite_weights), "--ours-args", "max_refs=1",
-                           "--ours-variant", "chunk=4,restore=False", "--in-process")
+                           "--ours-variant", "chunk=4,restore=False",
+                           "--ours-variant", "colorize=False", "--in-process")
     name = "ours[chunk=4,restore=False]"
     assert any(line.startswith(name + " ") for line in lines[:-1])
     assert result["ours_info"]["filter_args"] == {"max_refs": 1}
@@ -83,6 +84,11 @@ def test_bench_ours_variant_runs_the_filter_with_extra_arguments(lite_weights):
     assert result[f"{name}_info"]["split_calls"]["restore"] == 0
     assert result[f"{name}_fps"] > 0 and result[f"{name}_output_shape"] == [6, 48, 64, 3]
     assert result[f"ab_mad_ours_{name}"] >= 0 and result["baseline_fps"] is None
+    # a grey output (colorize=False) is compared as RGB too: its ab is zero
+    grey = "ours[colorize=False]"
+    assert result[f"{grey}_output_shape"] == [6, 48, 64, 3]
+    assert result[f"{grey}_info"]["split_calls"]["decode"] == 0
+    assert result[f"ab_mad_ours_{grey}"] > 0 and result[f"ab_mean_abs_{grey}"] < 0.01
     # --in-process: both runs in the command's own process
     assert not result["isolated"]
     assert result["ours_info"]["pid"] == result[f"{name}_info"]["pid"] == result["pid"]

@@ -5,10 +5,7 @@ any check could speak; README's "Limits" lists them with their reasons.
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import re
-import sys
 
 import torch
 
@@ -53,28 +50,6 @@ _OOM_MESSAGE = re.compile(
     r"DefaultCPUAllocator: (can't allocate memory|not enough memory)"
     r"|\bbad_alloc\b|\bout of memory\b|_STATUS_ALLOC_FAILED"
     r"|Failed to allocate \d+ bytes|Insufficient memory", re.IGNORECASE)
-
-
-def trim_host_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc; elsewhere nothing).
-
-    Why: torch's CPU buffers of many sizes leave glibc's arenas fragmented, so a render's
-    RSS crept up although nothing was kept (measured: 1.2 to 2.4 GB over 3,000 frames at
-    mindim 64; flat with a trim after each push, `benchmarks/instant_load.py`).
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.lru_cache(maxsize=1)
-def _malloc_trim():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):    # musl and others have no malloc_trim
-        return None
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

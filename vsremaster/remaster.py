@@ -20,6 +20,7 @@ import vapoursynth as vs
 
 from . import limits
 from .engine.compose import DeviceComposer
+from .engine.host import release_openmp_threads
 from .engine.models import cpu_bfloat16, half_dtype, shared_models
 from .engine.runner import Engine, Request
 from .frames.formats import check_format
@@ -356,6 +357,8 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
                     rgb_input=clip.format.color_family == vs.RGB, context=context,
                     step=_push_step(pw, ph, device, dtype), threads=vs.core.num_threads,
                     window=window, grey_note=grey_note)
+    if device.type == "cpu":
+        release_openmp_threads()    # the networks run on VapourSynth's threads, not this one
     return _Parts(source, refs, clip, small, index, bank, references, engine, models)
 
 

@@ -46,6 +46,8 @@ def planes_to_rgb(planes: dict[int, np.ndarray], family: str, matrix: int) -> di
     """Output frames of ours ([P, H, W] float planes) -> RGB [H, W, 3] (outside timing)."""
     if family == "RGB":
         return {i: np.ascontiguousarray(p.transpose(1, 2, 0)) for i, p in planes.items()}
+    if family == "GRAY":                            # colorize=False: grey, as RGB
+        return {i: np.repeat(p.transpose(1, 2, 0), 3, axis=2) for i, p in planes.items()}
     import vapoursynth as vs
     core = vs.core
     keys = sorted(planes)

@@ -22,6 +22,7 @@ from ..color.compose import upscale
 from ..color.ycbcr import dequantize, quantize, rgb_to_ycbcr
 from ..frames.formats import output_props
 from ..frames.sink import colour_of
+from .host import release_openmp_threads
 from .runner import CellResult
 
 _TORCH_TYPES = {(vs.INTEGER, 1): torch.uint8, (vs.INTEGER, 2): torch.int16,
@@ -58,6 +59,8 @@ class DeviceComposer:
                 stream.synchronize()
         for p in range(dst.format.num_planes):
             np.copyto(np.asarray(dst[p]), host[p].numpy().view(np.asarray(dst[p]).dtype))
+        if not cuda:
+            release_openmp_threads()        # the thread's next job may be a cell's networks
         composed = done.finished.ab is not None or self.rgb_input
         full = full or self.out.sample_type == vs.FLOAT          # float samples: full range
         return output_props(self.out, matrix, full, composed) if composed else {}

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from ..color import rgb_to_model
-from ..limits import is_out_of_memory, trim_host_heap
+from ..limits import is_out_of_memory
 from ..model import RefEncoding
 from ..model.decoding import WINDOW_RADIUS
 from ..planning.windows import Cell, Grid
 from ..lru import LRU
+from .host import release_openmp_threads, trim_host_heap
 from .models import Models
 from .streams import Finished, SceneState, SceneStream
 
@@ -195,6 +196,7 @@ class Engine:
                     done = self._compute(req, raw)
                     if self.models.device.type == "cpu":
                         trim_host_heap()
+                        release_openmp_threads()
                 slot.result = done
                 return done
         finally:
