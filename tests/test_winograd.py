@@ -152,6 +152,7 @@ def test_which_networks_go_by_winograd_follows_device_and_dtype():
     assert decoder_form(models) == "winograd"
     half = engine_models.Models(NetworkR(0.125), NetworkC(0.125), cpu, torch.bfloat16, "")
     assert restoration_form(half, 4) == ("frame", 1)
+    assert decoder_form(half) == "frame"
 
 
 def test_the_filter_uses_winograd_on_a_cpu_and_keeps_the_bytes(lite_seeded_weights, tmp_path,

@@ -119,9 +119,13 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
 def decoder_form(models: Models) -> str:
     """How the decoder's 3x3x3 convolutions stream: on a CPU in float32 "winograd" (its
     wide layers by Winograd, the rest taps: 1.45-1.79x the taps at 224x160, 2-core AVX2;
-    1.39x on AVX-512, AMD Zen 4, before its products went to oneDNN); elsewhere the taps
-    ("frame" was slower than the taps there: 10.3 s against 8.8 s)."""
-    return "winograd" if "decoder" in models.winograd else "taps"
+    1.39x on AVX-512, AMD Zen 4, before its products went to oneDNN); on a CPU in
+    bfloat16 "frame", Conv3d calls of the engine's batch (1.26x the taps on AMD Zen 5,
+    1.09x on Zen 4; benchmarks/conv_forms.py); elsewhere the taps ("frame" was slower
+    than the taps there: 10.3 s against 8.8 s)."""
+    if "decoder" in models.winograd:
+        return "winograd"
+    return "frame" if models.device.type == "cpu" and models.dtype == torch.bfloat16 else "taps"
 
 
 class SceneStream:

@@ -110,8 +110,8 @@ class DecoderStream:
                  radius: int = WINDOW_RADIUS, chunk_of=None, form: str = "taps"):
         """batch: frames per convolution call (fixed, so kernels always see one shape);
         radius: frames each side a self attention sees; chunk_of: see WholeWindow;
-        form: how the 3x3x3 convolutions stream (CONV_FORMS; the engine keeps the taps,
-        benchmarks/conv_forms.py compares)."""
+        form: how the 3x3x3 convolutions stream (CONV_FORMS; engine.streams.decoder_form
+        picks one, benchmarks/conv_forms.py compares them)."""
         self.chain = Chain(decoder_stages(net, context, batch, radius, chunk_of, form))
         self.lag = self.chain.lag
         self.chunked = context == "chunk"
