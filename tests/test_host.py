@@ -53,3 +53,16 @@ def test_release_and_trim_leave_torch_working_on_this_thread():
     host.release_openmp_threads()      # ... and now with one
     host.trim_host_heap()
     assert torch.equal(x * 3 + 1, y)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only (/proc)")
+def test_loaded_library_prefers_a_folder_among_several():
+    import os
+    import torch
+    torch_lib = os.path.join(os.path.dirname(torch.__file__), "lib")
+    libc_dir = os.path.dirname(host.loaded_library("libc.so"))
+    assert libc_dir != torch_lib
+    # "lib" matches many loaded libraries, in both folders: each preference wins
+    assert host.loaded_library("lib", prefer=torch_lib).startswith(torch_lib + os.sep)
+    assert host.loaded_library("lib", prefer=libc_dir).startswith(libc_dir + os.sep)
+    assert host.loaded_library("no-such-library-stem") is None

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import sys
 
-import torch  # noqa: F401 - loads the OpenMP runtime _omp_pause looks for
+import torch      # loads the OpenMP runtime _omp_pause looks for
 
 #: omp_pause_resource_all's argument: workers end, the runtime starts new ones on demand
 _OMP_PAUSE_SOFT = 1
@@ -60,7 +61,8 @@ def _omp_pause():
 
     Only libgomp: LLVM's and Intel's runtimes sleep after a block time instead of
     counting threads against CPUs, and were not measured."""
-    path = loaded_library("libgomp")
+    # torch's own copy first: another package may have loaded a libgomp of its own
+    path = loaded_library("libgomp", prefer=os.path.dirname(torch.__file__))
     if path is None:
         return None
     try:
@@ -71,8 +73,9 @@ def _omp_pause():
     return pause
 
 
-def loaded_library(stem: str) -> str | None:
-    """The path of a loaded shared library whose file name starts with `stem` (Linux)."""
+def loaded_library(stem: str, prefer: str = "") -> str | None:
+    """The path of a loaded shared library whose file name starts with `stem` (Linux);
+    of several, one under the folder `prefer` if any."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -80,5 +83,6 @@ def loaded_library(stem: str) -> str | None:
             paths = {line.split(maxsplit=5)[-1].strip() for line in f if stem in line}
     except OSError:
         return None
-    found = sorted(p for p in paths if p.rsplit("/", 1)[-1].startswith(stem))
-    return found[0] if found else None
+    found = sorted((not (prefer and p.startswith(prefer + os.sep)), p)
+                   for p in paths if os.path.basename(p).startswith(stem))
+    return found[0][1] if found else None
