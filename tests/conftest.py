@@ -40,6 +40,14 @@ def require_shared(path: Path, what: str) -> Path:
     pytest.skip(reason)
 
 
+def bundled_only_env(tmp_path: Path) -> dict:
+    """os.environ with no `VSREMASTER_WEIGHTS` and an empty user data folder inside
+    `tmp_path`: a child process finds the bundled model, as a new user's does."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    env.pop("VSREMASTER_WEIGHTS", None)
+    return env
+
+
 def golden_state_dicts(width: float = 1.0) -> tuple[dict, dict]:
     """The golden generator's weights for NetworkR/NetworkC (what golden_case_a was made with)."""
     from vsremaster.model import NetworkC, NetworkR

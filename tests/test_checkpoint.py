@@ -322,7 +322,7 @@ def places(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
     monkeypatch.delenv("VSREMASTER_WEIGHTS", raising=False)
-    monkeypatch.setattr(weights, "bundled_dirs", lambda: [bundled])
+    monkeypatch.setattr(weights, "bundled_dir", lambda: bundled)
     user = xdg / "vsremaster"
     user.mkdir()
     return {"home": home, "user": user, "bundled": bundled, "tmp": tmp_path}
@@ -352,8 +352,9 @@ def test_user_data_dir_other_platforms(places, monkeypatch):
 
 
 def test_bundled_dir_is_the_repo_models_folder():
+    # a checkout: the top-level models/ (an installed wheel: test_install.py)
     assert weights.bundled_dir() == ROOT / "models"
-    assert weights.bundled_dirs()[0] == ROOT / "models"
+    assert ("bundled models", ROOT / "models") in weights.search_places()
 
 
 def test_nothing_found_lists_places_and_how_to_fetch(places):

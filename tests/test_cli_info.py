@@ -1,14 +1,13 @@
 """`python -m vsremaster info`: versions, devices, and the weights it finds (or not)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import ROOT, seeded_state_dicts
+from conftest import ROOT, bundled_only_env, seeded_state_dicts
 from vsremaster.model.checkpoint import save_checkpoint
 from vsremaster.weights import AUTHORS_MD5, AUTHORS_URL
 
@@ -19,7 +18,7 @@ import runpy, sys
 from pathlib import Path
 import vsremaster.weights as w
 bundled = Path(sys.argv[1])
-w.bundled_dirs = lambda: [bundled]
+w.bundled_dir = lambda: bundled
 sys.argv = ["python -m vsremaster", "info"]
 runpy.run_module("vsremaster", run_name="__main__", alter_sys=True)
 """
@@ -33,9 +32,7 @@ def lite_state():
 @pytest.fixture
 def env(tmp_path):
     """An environment whose user data folder is empty and inside tmp_path."""
-    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
-    env.pop("VSREMASTER_WEIGHTS", None)
-    return env
+    return {**bundled_only_env(tmp_path), "HOME": str(tmp_path / "home")}
 
 
 def _run(args, env):
@@ -93,6 +90,7 @@ def test_info_on_the_bundled_model_compares_and_says_how_to_switch(env, tmp_path
     assert str(ROOT / "models" / "vsremaster-lite.safetensors") in out
     assert "name:       vsremaster-lite-step2500" in out
     assert "the model bundled with vsremaster" in out
+    assert f"its card: {ROOT / 'models' / 'README.md'}" in out
     ours = MEASURED["vsremaster-lite-step2500"]
     row = next(line for line in out.splitlines() if "(measured)" in line).split()
     assert row[-3:] == [f"{ours.psnr_l:.2f}", f"{ours.psnr_ab:.2f}", f"{ours.psnr_all:.2f}"]

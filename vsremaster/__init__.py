@@ -1,5 +1,10 @@
 """vsremaster: DeepRemaster (restoration + reference-based colorization) for VapourSynth."""
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("vsremaster")
+except _metadata.PackageNotFoundError:     # imported from a checkout that was never installed
+    __version__ = "0+unknown"
 __all__ = ["Remaster", "Confidence", "__version__"]
 
 

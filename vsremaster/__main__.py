@@ -1,4 +1,5 @@
-"""`python -m vsremaster COMMAND`: every module in `vsremaster.commands` is a command.
+"""`python -m vsremaster COMMAND`, or the console script `vsremaster COMMAND`: every
+module in `vsremaster.commands` is a command.
 
 A command module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`.
 """
@@ -8,12 +9,16 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from pathlib import Path
 
 from . import commands
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vsremaster")
+    """The command line; the console script `vsremaster` calls this too."""
+    run_as_module = Path(sys.argv[0]).name == "__main__.py"
+    parser = argparse.ArgumentParser(prog="python -m vsremaster" if run_as_module
+                                     else "vsremaster")
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")

@@ -1,8 +1,8 @@
 """Where the weights live: the search order, and downloading the authors' release.
 
 Search order (`find_weights`): an explicit path, the `VSREMASTER_WEIGHTS` environment
-variable, the user data directory, the bundled `models/` folder. A folder in the first
-two places is searched like the user data directory.
+variable, the user data directory, the bundled model's folder (`bundled_dir`). A folder
+in the first two places is searched like the user data directory.
 
 The authors' `remasternet.pth.tar` (CC BY-NC-SA 4.0) is not redistributed; `fetch` (or
 `python -m vsremaster fetch`) downloads it into the user data directory.
@@ -51,15 +51,15 @@ def user_data_dir() -> Path:
 
 
 def bundled_dir() -> Path:
-    """The repository's top-level `models/` folder, beside the package."""
+    """The bundled model's folder: `models` inside the installed package (the wheel
+    carries it there, setup.py), or the top-level `models/` of a source checkout, which
+    is the same folder before it is built into a wheel."""
     import vsremaster
-    return Path(vsremaster.__file__).resolve().parents[1] / "models"
-
-
-def bundled_dirs() -> list[Path]:
-    """Folders of weights shipped with the code: `bundled_dir()`, then `vsremaster/models`."""
-    import vsremaster
-    return [bundled_dir(), Path(vsremaster.__file__).resolve().parent / "models"]
+    package = Path(vsremaster.__file__).resolve().parent
+    checkout = package.parent
+    if not (package / "models").is_dir() and (checkout / "setup.py").is_file():
+        return checkout / "models"
+    return package / "models"
 
 
 def _weights_in(folder: Path) -> Path | None:
@@ -87,9 +87,7 @@ def _given(path: Path, what: str) -> Path:
 
 def search_places() -> list[tuple[str, Path]]:
     """(description, folder) of the places searched after an explicit path and the env var."""
-    places = [("user data directory", user_data_dir())]
-    places += [("bundled models", d) for d in bundled_dirs()]
-    return places
+    return [("user data directory", user_data_dir()), ("bundled models", bundled_dir())]
 
 
 def find_weights(path=None) -> Path:

@@ -44,7 +44,12 @@ def process_peak_rss() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    import resource
+    try:
+        import resource
+    except ImportError:
+        raise RuntimeError("bench: the process's peak RSS needs /proc/self/status or the "
+                           "POSIX resource module; this system (Windows?) has neither") \
+            from None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 
 HELP = "print versions, devices and the weights found"
@@ -33,18 +32,11 @@ def versions() -> list[tuple[str, str]]:
     import torch
     import vsremaster
     here = Path(vsremaster.__file__).parent
-    return [("vsremaster", f"{_dist_version('vsremaster')} ({here})"),
+    return [("vsremaster", f"{vsremaster.__version__} ({here})"),
             ("python", f"{platform.python_version()} ({sys.executable})"),
             ("vapoursynth", _vapoursynth_version()),
             ("torch", torch.__version__),
             ("numpy", numpy.__version__)]
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "not installed (running from source)"
 
 
 def _vapoursynth_version() -> str:
@@ -116,12 +108,13 @@ def report_weights(path) -> int:
 
 def _kind(found, authors: bool) -> str:
     """Which weights these are, in words."""
-    from ..weights import bundled_dirs
+    from ..weights import bundled_dir
     if authors:
         return "the authors' released weights (CC BY-NC-SA 4.0)"
-    if Path(found).resolve().parent in {d.resolve() for d in bundled_dirs()}:
+    if Path(found).resolve().parent == bundled_dir().resolve():
         return ("the model bundled with vsremaster: small, trained by this project "
-                "(models/README.md), far weaker than the authors' release")
+                f"(its card: {bundled_dir() / 'README.md'}), far weaker than the "
+                "authors' release")
     return "weights that are neither the bundled model nor the authors' release"
 
 
