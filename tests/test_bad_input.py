@@ -287,6 +287,14 @@ def test_refs_list_problems(lite_seeded_weights, quiet, source, refs_dir):
     assert source.calls == 0
 
 
+def test_refs_path_with_a_nul_byte(lite_seeded_weights, quiet, source, refs_dir):
+    good = write_png(refs_dir / "a.png")
+    for refs in (str(refs_dir) + "\0x", [good, str(refs_dir / "b\0.png")], Path("c\0")):
+        rejects(remaster(source, lite_seeded_weights, refs=refs), "refs path",
+                "holds a NUL byte; allowed: a path without NUL bytes")
+    assert source.calls == 0
+
+
 @pytest.mark.parametrize("value", [3, b"refs", {"a": 1}, np.zeros((3, 8, 8)),
                                    core.std.BlankAudio(length=10)],
                          ids=["int", "bytes", "dict", "ndarray", "audio"])

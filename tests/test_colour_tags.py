@@ -108,8 +108,11 @@ def _as_rgb(clip: vs.VideoNode, **props) -> np.ndarray:
 
 def test_tags_describe_the_content(lite_seeded_weights, grey):
     """One picture with three encodings of its luma: decoded by their own tags, the three
-    outputs are the same colours; decoded with another matrix, they are not."""
-    outs = {key: vsremaster.Remaster(yuv444p16(grey, *key), weights=lite_seeded_weights, **SMALL)
+    outputs are the same colours; decoded with another matrix, they are not. (tone="lab":
+    with "keep" the output's luma is the input's code value whatever the matrix, so the
+    colours of the three differ by how each matrix weighs the new chroma into luma.)"""
+    outs = {key: vsremaster.Remaster(yuv444p16(grey, *key), weights=lite_seeded_weights,
+                                     tone="lab", **SMALL)
             for key in [(1, False), (5, False), (1, True)]}
     bt709 = _as_rgb(outs[1, False])
     assert float(np.std(bt709[0] - bt709[2])) > 0.01            # it has colour to describe

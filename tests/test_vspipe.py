@@ -16,7 +16,7 @@ import vapoursynth as vs
 
 import vsremaster
 from vsremaster.remaster import build
-from conftest import ROOT, seeded_state_dicts
+from conftest import ROOT, bundled_only_env, seeded_state_dicts
 
 VSPIPE = Path(sys.executable).with_name("vspipe")
 SCRIPT = ROOT / "samples" / "remaster.vpy"
@@ -82,6 +82,68 @@ def test_readme_command_renders_the_sample_with_its_colour_tags(tmp_path, lite_w
             info["color_range"]) == (MATRIX[props["_Matrix"]], PRIMARIES[props["_Primaries"]],
                                      TRANSFER[props["_Transfer"]], RANGE[props["_Range"]])
     assert props["_RemasterModel"] == "seeded-lite" and "_RemasterRefs" in props
+
+
+# A script a user writes: the search finds the bundled model, one part has references,
+# the other has none (the lite model keeps it grey and says so in a prop).
+_Y4M_SCRIPT = """\
+import vapoursynth as vs
+import vsremaster
+clip = vs.core.std.BlankClip(format=vs.GRAY8, width={w}, height={h}, length={n}, fpsnum=24000,
+                             fpsden=1001, color=90)
+out = (vsremaster.Remaster(clip, refs={refs!r}, mindim=48, device_index=-1)
+       + vsremaster.Remaster(clip, mindim=48, device_index=-1))
+out.set_output()
+"""
+
+
+def y4m_frames(data: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(the stream header's fields, each frame's payload) of a YUV4MPEG2 stream of 4:4:4
+    8-bit frames; asserts that every byte belongs to the header or a frame."""
+    header, _, rest = data.partition(b"\n")
+    fields = header.split(b" ")
+    assert fields[0] == b"YUV4MPEG2", header
+    size = {f[:1]: f[1:] for f in fields[1:]}
+    frame = 3 * int(size[b"W"]) * int(size[b"H"])
+    frames = [rest[i + 6:i + 6 + frame] for i in range(0, len(rest), 6 + frame)]
+    assert all(rest[i:i + 6] == b"FRAME\n" for i in range(0, len(rest), 6 + frame))
+    assert len(rest) == len(frames) * (6 + frame), "the stream ends inside a frame"
+    return fields, frames
+
+
+def test_vspipe_stdout_holds_only_the_y4m_stream(tmp_path):
+    """vspipe writes the frames to stdout: the filter's own messages (weights search, first
+    load of the bundled model, progress, the grey note) must all go elsewhere."""
+    w, h, n = 96, 64, 4
+    script = tmp_path / "user.vpy"
+    script.write_text(_Y4M_SCRIPT.format(w=w, h=h, n=n, refs=str(SAMPLE.parent / "refs")))
+    done = subprocess.run([str(VSPIPE), "-c", "y4m", "-p", str(script), "-"], cwd=tmp_path,
+                          env=bundled_only_env(tmp_path), capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    fields, frames = y4m_frames(done.stdout)
+    assert fields == [b"YUV4MPEG2", b"C444", f"W{w}".encode(), f"H{h}".encode(),
+                      b"F24000:1001", b"Ip", b"A0:0", f"XLENGTH={2 * n}".encode()]
+    assert len(frames) == 2 * n
+    assert frames[0] != frames[-1]          # coloured from the references, then grey
+    assert b"Output 8 frames" in done.stderr
+
+
+def test_a_bad_tag_on_frame_0_stops_the_script_with_a_plain_error(tmp_path):
+    """A user's first error reads cleanly: vspipe fails while evaluating the script,
+    with the filter's message, not a traceback from inside the first frame request."""
+    script = tmp_path / "bad.vpy"
+    script.write_text(
+        "import vapoursynth as vs\nimport vsremaster\n"
+        f"clip = vs.core.bs.VideoSource({str(SAMPLE)!r})\n"
+        "clip = vs.core.std.SetFrameProps(clip, _Transfer=3)\n"
+        "vsremaster.Remaster(clip, mindim=48, device_index=-1).set_output()\n")
+    run = subprocess.run([str(VSPIPE), "-c", "y4m", str(script), "-"], capture_output=True,
+                         env=bundled_only_env(tmp_path), cwd=tmp_path, timeout=300)
+    err = run.stderr.decode()
+    assert run.returncode != 0 and run.stdout == b"", err
+    assert "Script evaluation failed" in err, err
+    assert "Remaster: clip frame 0: _Transfer is 3; allowed: one of 1-2, 4-18" in err, err
+    assert "get_frame" not in err and "FrameEval" not in err, err
 
 
 def test_sample_has_a_scene_cut_and_a_reference_for_each_scene(lite_weights):

@@ -23,10 +23,11 @@ from .engine.compose import DeviceComposer
 from .engine.host import release_openmp_threads
 from .engine.models import cpu_bfloat16, half_dtype, shared_models
 from .engine.runner import Engine, Request
-from .frames.formats import check_format
+from .frames.formats import PropError, check_color_props, check_format
 from .frames.sink import graph_finish, luma_only, output_format, set_props, write_planes
 from .frames.source import (checked, frame_array, frame_at, model_input, processing_size,
                             scan_luma)
+from .color.compose import TONES
 from .model.decoding import CONTEXTS, WINDOW_RADIUS
 from .hooks import BUILD_HOOKS
 from .planning.scenes import ScanError, SceneIndex
@@ -107,6 +108,20 @@ def _check_sizes(clip: vs.VideoNode, mindim: int, ref_mindim: int,
               f"aspect of at most {limits.MAX_ASPECT:g}:1 (crop it)")
 
 
+def _check_first_frame(clip: vs.VideoNode) -> None:
+    """Frame 0's colour props, read when the script runs: a bad tag is a plain error at
+    creation (in vspipe and editors), not one wrapped in a traceback at the first frame.
+    Later frames are checked as they are read (`frames.source.checked`)."""
+    try:
+        props = clip.get_frame(0).props
+    except vs.Error as e:
+        _fail(f"clip frame 0 cannot be read: {e}")
+    try:
+        check_color_props(props, clip.format.color_family)
+    except PropError as e:
+        _fail(f"clip frame 0: {e}")
+
+
 def _pick_dtype(fp16, device: torch.device) -> torch.dtype:
     """fp16 (True, False or None: auto) -> the networks' dtype on `device`.
 
@@ -166,7 +181,7 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
              ref_mindim: int = 256, max_refs: int = 6, chunk: int | None = None,
              fp16: bool | None = None, sc_threshold: float | None = None,
              context: str = "frame", preview: bool = False,
-             confidence: bool = False) -> vs.VideoNode:
+             confidence: bool = False, tone: str = "keep") -> vs.VideoNode:
     """Restore and colorize a black-and-white clip with DeepRemaster.
 
     clip: GRAY, YUV or RGB, 8-16 bit integer or 16/32 bit float, constant format/size.
@@ -189,6 +204,9 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
         self attention over PREVIEW_WINDOW frames each side, chunks of PREVIEW_CHUNK.
     confidence: add `_RemasterConfidence` to every frame, the frame's mean match
         confidence in [0, 1] (see `Confidence`; needs colorize=True).
+    tone: GRAY/YUV input: "keep" (the output's luma is the input's, restored; the
+        colour is laid over it) or "lab" (the authors' Lab round trip: the luma read as
+        L*/100; mid-greys come back darker). RGB input takes the exact Lab round trip.
 
     Every argument is checked here, when the script runs, before any frame is rendered;
     a problem raises vs.Error("Remaster: ...") naming the argument and what is allowed.
@@ -197,7 +215,7 @@ def Remaster(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
     return build(clip, refs, weights=weights, device_index=device_index, restore=restore,
                  colorize=colorize, mindim=mindim, ref_mindim=ref_mindim, max_refs=max_refs,
                  chunk=chunk, fp16=fp16, sc_threshold=sc_threshold, context=context,
-                 preview=preview, confidence=confidence).clip
+                 preview=preview, confidence=confidence, tone=tone).clip
 
 
 def Confidence(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None,
@@ -224,7 +242,7 @@ def Confidence(clip: vs.VideoNode, refs=None, *, weights=None, device_index=None
 def build(clip, refs=None, *, weights=None, device_index=None, restore=True, colorize=True,
           mindim=320, ref_mindim=256, max_refs=6, chunk=None, fp16=None,
           sc_threshold=None, context="frame", preview=False, finish=None, confidence=False,
-          output="colour") -> "Pipeline":
+          output="colour", tone="keep") -> "Pipeline":
     """`Remaster` returning the whole pipeline (clip, engine, scenes, reference sets);
     output="confidence": `Confidence`'s clip. Outputs of the same clip object with the same
     arguments share their engine (`_shared`)."""
@@ -255,6 +273,10 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
               f"not {sc_threshold!r}")
     if context not in CONTEXTS:
         _fail(f"context must be one of {', '.join(map(repr, CONTEXTS))}, not {context!r}")
+    if tone not in TONES:
+        _fail(f"tone must be one of {', '.join(map(repr, TONES))}, not {tone!r}")
+    if finish not in (None, *FINISHES):
+        _fail(f"finish must be one of {', '.join(map(repr, FINISHES))} or None, not {finish!r}")
     window = WINDOW_RADIUS
     if preview:
         mindim, window = min(mindim, PREVIEW_MINDIM), PREVIEW_WINDOW
@@ -281,7 +303,7 @@ def build(clip, refs=None, *, weights=None, device_index=None, restore=True, col
     if output == "confidence":
         return Pipeline(_confidence_clip(parts, parts.clip), parts.engine, parts.index,
                         parts.bank, parts.references)
-    clip_out = _colour_clip(parts, parts.clip, colorize, device, finish, confidence)
+    clip_out = _colour_clip(parts, parts.clip, colorize, device, finish, confidence, tone)
     return Pipeline(clip_out, parts.engine, parts.index, parts.bank, parts.references)
 
 
@@ -333,6 +355,7 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
     except RefError as e:
         _fail(str(e))
     models = _load_models(weights_path, device, dtype)
+    _check_first_frame(clip)            # after the arguments and files: they read no frame
 
     source, clip = clip, checked(clip)                 # colour props checked per frame
     pw, ph = processing_size(clip.width, clip.height, mindim)
@@ -362,7 +385,8 @@ def _parts(clip, refs, weights_path, device, dtype, restore, colorize, mindim, r
     return _Parts(source, refs, clip, small, index, bank, references, engine, models)
 
 
-def _colour_clip(parts: _Parts, clip, colorize: bool, device, finish, confidence: bool):
+def _colour_clip(parts: _Parts, clip, colorize: bool, device, finish, confidence: bool,
+                 tone: str):
     """Remaster's output clip over shared parts."""
     engine, small, models = parts.engine, parts.small, parts.models
     finish = finish or ("device" if device.type == "cuda" else "graph")
@@ -371,13 +395,14 @@ def _colour_clip(parts: _Parts, clip, colorize: bool, device, finish, confidence
         planes = vs.RGBS if colorize else vs.GRAYS
         blank = vs.core.std.BlankClip(small, format=planes, keep=True)
         render = _Render(engine, small, blank, models.name, None)
-        out = graph_finish(vs.core.std.FrameEval(blank, render.eval), clip, out_fmt, colorize)
+        out = graph_finish(vs.core.std.FrameEval(blank, render.eval), clip, out_fmt, colorize,
+                           tone)
     else:
         composed = out_fmt if colorize or clip.format.color_family == vs.RGB else \
             out_fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
         blank = vs.core.std.BlankClip(clip, format=composed.id, keep=True)
         render = _Render(engine, small, blank, models.name,
-                         (clip, DeviceComposer(device, clip.format, composed)))
+                         (clip, DeviceComposer(device, clip.format, composed, tone)))
         out = vs.core.std.FrameEval(blank, render.eval)
         if composed.color_family == vs.GRAY:
             out = luma_only(out, clip)

@@ -1,8 +1,16 @@
-"""Bringing model-resolution results back to the frame's full size.
+"""Bringing model-size results back to the frame's full size (torch, any device).
 
-Luma: the restoration's *change* is upscaled and added to the full-size input luma,
-so detail the restoration left alone keeps its full resolution. Chroma: the model's
-ab is upscaled bilinearly and joined with that luma in Lab, then converted to sRGB.
+Luma: the restoration's *change* is upscaled and added to the full-size input L, so
+detail the restoration left alone keeps its full resolution. Chroma: the model's ab is
+upscaled bilinearly and laid over that luma.
+
+Two tones for GRAY and YUV input (`TONES`):
+- "keep" (default): the output's luma is the luma the model read, restored; the
+  chroma is that of Lab(L* of an sRGB grey of that luma, a*, b*), so a neutral a*b*
+  gives back exactly the luma. A colourist lays new chroma over the picture's luma.
+- "lab": the authors' round trip: the luma read as L*/100 and composed in Lab. The L*
+  curve is not a video transfer curve, so mid-greys come back about 5 levels darker.
+RGB input has its L from linear light and always takes the exact Lab round trip.
 """
 from __future__ import annotations
 
@@ -10,6 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from .lab import model_to_rgb, rgb_to_model
+from .ycbcr import rgb_to_ycbcr
+
+TONES = ("keep", "lab")
 
 
 def upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -26,22 +37,41 @@ def full_luma(l_full: torch.Tensor, l_in: torch.Tensor, l_out: torch.Tensor) -> 
     return (l_full + upscale(l_out - l_in, l_full.shape[-2:])).clamp(0, 1)
 
 
-def compose(full: torch.Tensor, l_in: torch.Tensor, l_out: torch.Tensor,
-            ab: torch.Tensor | None, rgb_input: bool) -> torch.Tensor:
-    """Output frames at full size (any leading batch dims, e.g. [T, C, H, W]).
+def grey_lightness(y: torch.Tensor) -> torch.Tensor:
+    """Model L (L*/100) of the sRGB grey whose code value is y in [0, 1] (any shape)."""
+    lin = torch.where(y > 0.04045, ((y + 0.055) / 1.055) ** 2.4, y / 12.92)
+    e = 6.0 / 29.0
+    f = torch.where(lin > e ** 3, lin.clamp(min=0) ** (1.0 / 3.0), lin / (3 * e * e) + 4.0 / 29.0)
+    return (116.0 * f - 16.0) / 100.0
 
-    full: the input frames, model L [..., 1, H, W] (GRAY/YUV) or sRGB [..., 3, H, W] (RGB);
-    l_in, l_out: model L [..., 1, h, w] before/after restoration; ab: model ab
-    [..., 2, h, w] or None. Returns sRGB [..., 3, H, W] when there is ab or the input
-    is RGB, else L [..., 1, H, W].
+
+def compose(l_in: torch.Tensor, delta: torch.Tensor | None, ab: torch.Tensor | None,
+            matrix: int | None, tone: str = "keep", rgb: torch.Tensor | None = None
+            ) -> torch.Tensor:
+    """One output frame at full size, in [0, 1] (Y'CbCr chroma in [-0.5, 0.5]).
+
+    l_in: the input's model L [..., 1, H, W] (GRAY/YUV: the luma; ignored when `rgb` is
+    given); rgb: an RGB input's sR'G'B' [..., 3, H, W] or None; delta: the restoration's
+    change [..., 1, h, w] or None; ab: model ab [..., 2, h, w] or None (RGB input: its
+    own); matrix: the Y'CbCr matrix of YUV output, None for R'G'B' output. Returns
+    [..., 3, H, W], or the restored L [..., 1, H, W] when there is no colour at all.
     """
-    if rgb_input:
-        l_full, ab_full = rgb_to_model(full)
+    if rgb is not None:
+        l_in, ab_in = rgb_to_model(rgb)
+        tone = "lab"                              # L from linear light: exact round trip
     else:
-        l_full, ab_full = full, None
-    l_new = full_luma(l_full, l_in, l_out)
-    if ab is not None:
-        return model_to_rgb(l_new, upscale(ab, l_full.shape[-2:]))
-    if ab_full is not None:
-        return model_to_rgb(l_new, ab_full)
-    return l_new
+        ab_in = None
+    size = l_in.shape[-2:]
+    l_new = l_in if delta is None else l_in + upscale(delta, size)
+    l_new = l_new.clamp(0, 1)
+    ab = upscale(ab, size) if ab is not None else ab_in
+    if ab is None:
+        return l_new
+    lightness = grey_lightness(l_new) if tone == "keep" else l_new
+    out = model_to_rgb(lightness, ab)
+    if matrix is None:
+        return out
+    out = rgb_to_ycbcr(out, matrix)
+    if tone == "keep":
+        out = torch.cat([l_new, out[..., 1:, :, :]], dim=-3)
+    return out

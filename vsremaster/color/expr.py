@@ -86,14 +86,33 @@ def _finite(v: str) -> str:
     return f"{v} {v} = {v} 0 ?"
 
 
-def compose_linear_rgb(channel: int, colour_from_model: bool = True) -> str:
+#: The restored luma from x = input L and y = the restoration's change (clips).
+RESTORED_L = "x x = x 0 ? y + 0 max 1 min"
+
+
+def _grey_lightness(v: str) -> list[tuple[str, str]]:
+    """Steps from @v, an sRGB grey's code value, to its L* / 100 (`color.compose`)."""
+    e = 6.0 / 29.0
+    return [("glin", f"@{v} 0.04045 > @{v} 0.055 + 1.055 / 2.4 pow @{v} 12.92 / ?"),
+            ("fl", f"@glin {_num(e ** 3)} > @glin 0 max {_num(1 / 3)} pow "
+                   f"@glin {_num(1 / (3 * e * e))} * {_num(4 / 29)} + ?"),
+            ("lstar", "@fl 116 * 16 - 100 /")]
+
+
+def compose_linear_rgb(channel: int, colour_from_model: bool = True, tone: str = "lab") -> str:
     """Linear R, G or B (`channel`) of the composed frame.
 
     Clips: x = input L (model L in [0, 1], full size), y = the restoration's change of L
     (upscaled), z / a = model a / b (upscaled; with colour_from_model) or Lab a* / b*.
+    tone "keep" reads the restored L as an sRGB grey's code value, "lab" as L* / 100.
     """
     ab = (_model_ab("z"), _model_ab("a")) if colour_from_model else ("z", "a")
-    steps = _lab_steps(f"{_finite('x')} y + 0 max 1 min", *ab)
+    restored = RESTORED_L
+    if tone == "keep":
+        steps = [("v", restored)] + _grey_lightness("v")
+        steps += _lab_steps("@lstar", *ab)
+    else:
+        steps = _lab_steps(restored, *ab)
     m = XYZ_TO_RGB[channel]
     steps.append(("lin", f"@X {_num(m[0])} * @Y {_num(m[1])} * + @Z {_num(m[2])} * + 0 max 1 min"))
     return program(steps)

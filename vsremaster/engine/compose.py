@@ -1,7 +1,7 @@
 """Finishing frames on the device: compose at full size, convert, and download once.
 
 For each output frame: the source frame's planes go up in their own sample type, the
-cell's model-size results are upscaled and composed with it in Lab (color.compose), the
+cell's model-size results are upscaled and composed with it (color.compose), the
 result is converted to the output format (Y'CbCr matrix, range, bit depth) and only
 those samples come back, into a pinned buffer that the thread reuses. On CUDA each
 VapourSynth thread works on a stream of its own, so uploads, composition and downloads
@@ -17,9 +17,8 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from ..color import model_to_rgb, rgb_to_model
-from ..color.compose import upscale
-from ..color.ycbcr import dequantize, quantize, rgb_to_ycbcr
+from ..color.compose import compose
+from ..color.ycbcr import dequantize, quantize
 from ..frames.formats import output_props
 from ..frames.sink import colour_of
 from .host import release_openmp_threads
@@ -36,8 +35,9 @@ def _torch_type(fmt: vs.VideoFormat) -> torch.dtype:
 class DeviceComposer:
     """Turns (source frame, finished cell, index) into an output frame's planes."""
 
-    def __init__(self, device: torch.device, source: vs.VideoFormat, out: vs.VideoFormat):
-        self.device, self.source, self.out = device, source, out
+    def __init__(self, device: torch.device, source: vs.VideoFormat, out: vs.VideoFormat,
+                 tone: str = "keep"):
+        self.device, self.source, self.out, self.tone = device, source, out, tone
         self.rgb_input = source.color_family == vs.RGB
         self._local = threading.local()
 
@@ -97,24 +97,15 @@ class DeviceComposer:
     def _compose(self, planes: torch.Tensor, done: CellResult, j: int, matrix: int,
                  full: bool) -> torch.Tensor:
         fin = done.finished
-        size = planes.shape[-2:]
         unit = self._to_unit(planes, full)
-        if self.rgb_input:
-            l_in, ab_in = rgb_to_model(unit)
-        else:
-            l_in, ab_in = unit, None
-        l_new = l_in if fin.delta is None else (l_in + upscale(fin.delta[j], size))
-        l_new = l_new.clamp(0, 1)
-        ab = upscale(fin.ab[j], size) if fin.ab is not None else ab_in
-        out = self.out
-        if ab is None:                                  # luma only
-            return self._samples(l_new, full, False)
-        rgb = model_to_rgb(l_new, ab)
-        if out.color_family == vs.RGB:
-            return self._samples(rgb, full, False)
-        ycc = rgb_to_ycbcr(rgb, matrix)
-        return torch.cat([self._samples(ycc[:1], full, False),
-                          self._samples(ycc[1:], full, True)])
+        rgb_out = self.out.color_family == vs.RGB
+        x = compose(unit, None if fin.delta is None else fin.delta[j],
+                    None if fin.ab is None else fin.ab[j], None if rgb_out else matrix,
+                    self.tone, rgb=unit if self.rgb_input else None)
+        if x.shape[-3] == 1 or rgb_out:
+            return self._samples(x, full, False)
+        return torch.cat([self._samples(x[:1], full, False),
+                          self._samples(x[1:], full, True)])
 
     def _samples(self, x: torch.Tensor, full: bool, chroma: bool) -> torch.Tensor:
         out = self.out

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import vapoursynth as vs
 
-from ..color.expr import compose_linear_rgb, lab_of_linear_rgb
+from ..color.expr import RESTORED_L, compose_linear_rgb, lab_of_linear_rgb
 from ..color.ycbcr import supported_matrix
 from .formats import is_full_range, matrix_of, output_props, stored_keys
-from .source import full_size_l, luma
+from .source import full_size_l
 
 #: Colour description codes: BT.709 primaries, the sRGB curve, linear light.
 PRIMARIES_BT709, TRANSFER_SRGB, TRANSFER_LINEAR = 1, 13, 8
@@ -60,19 +60,21 @@ def set_props(frame: vs.VideoFrame, source_props, extra: dict) -> None:
 
 
 def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
-                 colorize: bool) -> vs.VideoNode:
+                 colorize: bool, tone: str = "keep") -> vs.VideoNode:
     """The full-size output from model-size results, built of VapourSynth filters.
 
     results: model-size frames, planes (delta L, model a, model b) as RGBS, or (delta L)
     as GRAYS without colorization; their `OWN_PROPS` go to the output. The source's
-    props are kept; colour props describe the output.
+    props are kept; colour props describe the output. tone: see `color.compose`.
     """
     core = vs.core
     up = core.resize.Bilinear(results, source.width, source.height)
     planes = [core.std.ShufflePlanes(up, p, vs.GRAY) for p in range(up.format.num_planes)]
     family = source.format.color_family
+    grey = out.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
     if family == vs.RGB:
         lab = _lab_planes(source)
+        tone = "lab"                              # L from linear light: exact round trip
         if colorize:
             clips, from_model = [lab[0], planes[0], planes[1], planes[2]], True
         else:
@@ -80,22 +82,29 @@ def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoForma
     elif colorize:
         clips, from_model = [full_size_l(source)] + planes, True
     else:
-        l_new = core.std.Expr([full_size_l(source), planes[0]],
-                              "x x = x 0 ? y + 0 max 1 min", format=vs.GRAYS)
-        grey = out.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
+        l_new = core.std.Expr([full_size_l(source), planes[0]], RESTORED_L, format=vs.GRAYS)
         return _props_from(results, luma_only(_converted(l_new, source, grey, False), source))
-    lin = [core.std.Expr(clips, compose_linear_rgb(c, from_model), format=vs.GRAYS)
+    lin = [core.std.Expr(clips, compose_linear_rgb(c, from_model, tone), format=vs.GRAYS)
            for c in range(3)]
-    # RGB frames with the luma's props: a YUV _Matrix on them would stop the resizer
-    rgb = core.std.SetFrameProps(core.std.ShufflePlanes(lin, [0, 0, 0], vs.RGB), _Matrix=0)
-    return _props_from(results, _converted(rgb, source, out, linear=True))
+    # the props say what the planes hold (the resizer follows them over `*_in` arguments)
+    rgb = core.std.SetFrameProps(core.std.ShufflePlanes(lin, [0, 0, 0], vs.RGB), _Matrix=0,
+                                 _Transfer=TRANSFER_LINEAR, _Primaries=PRIMARIES_BT709)
+    composed = _converted(rgb, source, out, linear=True)
+    if tone == "keep":                            # the restored luma itself, chroma laid over it
+        l_new = core.std.Expr(clips[:2], RESTORED_L, format=vs.GRAYS)
+        luma_plane = _converted(l_new, source, grey, False)
+        joined = core.std.ShufflePlanes([luma_plane, composed, composed], [0, 1, 2], vs.YUV)
+        composed = core.std.CopyFrameProps(joined, composed)       # the colour's props
+    return _props_from(results, composed)
 
 
 def _lab_planes(source: vs.VideoNode) -> list[vs.VideoNode]:
-    """Model L, a*, b* (GRAYS) of an RGB source, from its linear light."""
+    """Model L, a*, b* (GRAYS) of an RGB source, from its linear light. The samples are
+    read as sRGB (the model's convention) whatever `_Transfer`/`_Primaries` say, so a
+    neutral colour gives back the same samples."""
     core = vs.core
-    lin = core.resize.Point(source, format=vs.RGBS, transfer_in=TRANSFER_SRGB,
-                            transfer=TRANSFER_LINEAR, primaries_in=PRIMARIES_BT709,
+    srgb = core.std.SetFrameProps(source, _Transfer=TRANSFER_SRGB, _Primaries=PRIMARIES_BT709)
+    lin = core.resize.Point(srgb, format=vs.RGBS, transfer=TRANSFER_LINEAR,
                             primaries=PRIMARIES_BT709)
     planes = [core.std.ShufflePlanes(lin, p, vs.GRAY) for p in range(3)]
     return [core.std.Expr(planes, lab_of_linear_rgb(c), format=vs.GRAYS) for c in range(3)]
@@ -119,9 +128,8 @@ def _converted(clip: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
             full = full or out.sample_type == vs.FLOAT          # float samples are full range
             args = {"range_s": "full" if full else "limited"}
             if clip.format.color_family == vs.RGB:
-                if linear:
-                    args.update(transfer_in=TRANSFER_LINEAR, transfer=TRANSFER_SRGB,
-                                primaries_in=PRIMARIES_BT709, primaries=PRIMARIES_BT709)
+                if linear:                     # from linear light (the frames' props)
+                    args.update(transfer=TRANSFER_SRGB, primaries=PRIMARIES_BT709)
                 if out.color_family == vs.YUV:
                     args["matrix"] = matrix
             made[key] = core.resize.Point(clip, format=out.id, **args)

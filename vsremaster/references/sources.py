@@ -310,8 +310,11 @@ def _from_clip(refs: vs.VideoNode) -> RefBank:
 
 
 def check_refs(refs) -> None:
-    """Check what can be checked of `refs` without reading it (type, clip format)."""
-    if refs is None or isinstance(refs, (str, os.PathLike)):
+    """Check what can be checked of `refs` without reading it (type, clip format, paths)."""
+    if refs is None:
+        return
+    if isinstance(refs, (str, os.PathLike)):
+        _check_path(refs)
         return
     if isinstance(refs, vs.VideoNode):
         fmt = refs.format
@@ -327,8 +330,17 @@ def check_refs(refs) -> None:
         if bad:
             raise RefError(f"refs list holds a {type(bad[0]).__name__} ({bad[0]!r:.40}); "
                            "allowed: image file paths (str or os.PathLike) only")
+        for path in refs:
+            _check_path(path)
         return
     raise RefError(f"refs must be {_ALLOWED}, not {type(refs).__name__}")
+
+
+def _check_path(path) -> None:
+    """RefError for a path no file system can hold (a NUL byte; open() raises ValueError)."""
+    if "\0" in os.fsdecode(path):
+        raise RefError(f"refs path {os.fsdecode(path)!r:.80} holds a NUL byte; allowed: a "
+                       "path without NUL bytes")
 
 
 def load_bank(refs) -> RefBank:
