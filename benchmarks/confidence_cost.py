@@ -67,10 +67,10 @@ def micro(kw: dict, clip, refs: str, calls: int) -> dict:
     from vsremaster.frames.source import processing_size
     from vsremaster.references.sources import load_bank
     from vsremaster.references.canvas import place_on_canvas
-    from vsremaster.remaster import _find_weights, _pick_device, _pick_dtype
-    device = _pick_device(kw["device_index"])
-    dtype = _pick_dtype(None, device)
-    models = shared_models(_find_weights(kw.get("weights")), device, dtype)
+    from vsremaster.engine.placement import find_weights, pick_device, pick_dtype
+    device = pick_device(kw["device_index"])
+    dtype = pick_dtype(None, device)
+    models = shared_models(find_weights(kw.get("weights")), device, dtype)
     pw, ph = processing_size(clip.width, clip.height, kw["mindim"])
     bank = load_bank(refs)
     canvas = place_on_canvas(bank.images, kw["ref_mindim"])

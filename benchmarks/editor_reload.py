@@ -76,6 +76,9 @@ def main() -> None:
                 loads.append(time.perf_counter() - t)
         remaster.Engine, shared.load_checkpoint = engine, timed_load
 
+        def models_alive() -> int:     # the loaded networks nothing has let go of yet
+            return sum(isinstance(o, shared.Models) for o in gc.get_objects())
+
         rng = random.Random(args.seed)
         rows = []
         previous = None
@@ -101,7 +104,7 @@ def main() -> None:
             rows.append({"evaluation": i + 1, "seconds": round(time.perf_counter() - t, 2),
                          "build_s": round(built, 2), "loaded": len(loads) > loads_before,
                          "rss_mb": round(rss() / 2**20, 1), "engines_alive": alive_engines,
-                         "models_alive": len(shared._shared)})
+                         "models_alive": models_alive()})
             print(f"{i + 1:3d}: {rows[-1]['seconds']:6.2f} s (build {built:5.2f} s, model "
                   f"{'loaded' if rows[-1]['loaded'] else 'shared'}), RSS {rows[-1]['rss_mb']:7.1f} MB, "
                   f"engines alive {alive_engines}, models alive {rows[-1]['models_alive']}",
@@ -110,7 +113,7 @@ def main() -> None:
         del previous
         gc.collect()
         end_engines = sum(1 for e in engines if e() is not None)
-        end_models = len(shared._shared)
+        end_models = models_alive()
         remaster.Engine, shared.load_checkpoint = make_engine, load
 
     w = min(args.warm_up, args.evaluations - 1)

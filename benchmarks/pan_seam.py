@@ -70,7 +70,7 @@ def main(argv=None) -> int:
 
     from vsremaster import remaster
     from vsremaster.bench.glue import bundled_weights
-    from vsremaster.evaluation.consistency import film_seam, pan_seam
+    from vsremaster.evaluation.seams import film_seam, pan_seam
     weights = args.weights or str(bundled_weights())
     kind = torch.device(args.device).type
     chunk = args.chunk or ours_args.get("chunk") or getattr(remaster, "DEFAULT_CHUNK", {}).get(kind)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import vapoursynth as vs
 
 import seeded
 
@@ -29,8 +30,49 @@ FILM_REFS = SAMPLES / "a-bomb" / "references"
 REQUIRE_SHARED = "VSREMASTER_REQUIRE_SHARED"
 
 
+MARKERS = {
+    "slow": "takes more than ~5 s on the project's 2-core machine (-m 'not slow' leaves it out)",
+    "cuda": "needs a CUDA device: skipped without one",
+    "shared": "reads the team's shared/ folder (golden data, film sample): skipped without it",
+}
+# the fixtures that read ../shared: a test using one must be marked `shared`
+SHARED_FIXTURES = {"golden_layout", "golden_case", "golden_models", "golden_weights",
+                   "authors_weights", "shared_film"}
+_running: dict = {}       # "item": the test being set up or run
+
+
+def pytest_configure(config):
+    for name, what in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {what}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _running["item"] = item
+    unmarked = sorted(SHARED_FIXTURES & set(item.fixturenames))
+    if unmarked and item.get_closest_marker("shared") is None:
+        pytest.fail(f"uses {', '.join(unmarked)} (../shared) but is not marked "
+                    f"@pytest.mark.shared", pytrace=False)
+    if item.get_closest_marker("cuda") and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def vapoursynth_core_settings():
+    """The core's thread count and cache size as they were before the test, after it."""
+    core = vs.core
+    saved = core.num_threads, core.max_cache_size
+    yield
+    core.num_threads, core.max_cache_size = saved
+
+
 def require_shared(path: Path, what: str) -> Path:
-    """`path` if it exists; else skip the test (fail when VSREMASTER_REQUIRE_SHARED=1)."""
+    """`path` if it exists; else skip the test (fail when VSREMASTER_REQUIRE_SHARED=1).
+    Only tests marked `shared` may call it."""
+    item = _running.get("item")
+    if item is not None and item.get_closest_marker("shared") is None:
+        pytest.fail(f"reads {path} (../shared) but is not marked @pytest.mark.shared",
+                    pytrace=False)
     if path.exists():
         return path
     reason = (f"needs {what}: {path} is missing (the team's shared/ folder beside the "
@@ -98,18 +140,30 @@ def seeded_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lite_models():
-    """The seeded networks at a quarter of the channel width (the filter's behaviour does
-    not depend on the width; 16x less work), eval mode, CPU."""
-    return _eval_models(*seeded_state_dicts(0.25), width=0.25)
+def lite_dicts() -> tuple[dict, dict]:
+    """The seeded state_dicts at a quarter of the channel width: the filter's behaviour
+    does not depend on the width, and it is 16x less work."""
+    return seeded_state_dicts(0.25)
+
+
+@pytest.fixture
+def lite(lite_dicts) -> tuple[dict, dict]:
+    """A fresh copy of `lite_dicts` whose entries a test may replace."""
+    return tuple(dict(d) for d in lite_dicts)
 
 
 @pytest.fixture(scope="session")
-def lite_seeded_weights(tmp_path_factory) -> Path:
-    """A safetensors file with `lite_models`' weights (named "seeded")."""
+def lite_models(lite_dicts):
+    """The seeded networks at a quarter of the channel width, eval mode, CPU."""
+    return _eval_models(*lite_dicts, width=0.25)
+
+
+@pytest.fixture(scope="session")
+def lite_weights(tmp_path_factory, lite_dicts) -> Path:
+    """A safetensors file with `lite_models`' weights (named "seeded-lite")."""
     from vsremaster.model.checkpoint import save_checkpoint
     path = tmp_path_factory.mktemp("weights") / "seeded-lite.safetensors"
-    return save_checkpoint(path, *seeded_state_dicts(0.25), name="seeded", width="0.25")
+    return save_checkpoint(path, *lite_dicts, name="seeded-lite", width="0.25")
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +215,7 @@ def authors_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def film() -> tuple[Path, Path]:
+def shared_film() -> tuple[Path, Path]:
     """(the film sample, its reference folder) from ../shared."""
     return (require_shared(FILM, "the a-bomb film sample"),
             require_shared(FILM_REFS, "the a-bomb film's references"))

@@ -84,44 +84,44 @@ def remaster(src: Counted | vs.VideoNode, weights, **kwargs):
 @pytest.mark.parametrize("thing", [None, "clip.mp4", np.zeros((4, 48, 64), np.float32), 3,
                                    core.std.BlankAudio(length=100)],
                          ids=["None", "str", "ndarray", "int", "audio"])
-def test_not_a_clip(lite_seeded_weights, quiet, thing):
-    rejects(lambda: vsremaster.Remaster(thing, weights=lite_seeded_weights), "clip",
+def test_not_a_clip(lite_weights, quiet, thing):
+    rejects(lambda: vsremaster.Remaster(thing, weights=lite_weights), "clip",
             "must be a vapoursynth.VideoNode", type(thing).__name__)
 
 
-def test_variable_format(lite_seeded_weights, quiet):
+def test_variable_format(lite_weights, quiet):
     a = Counted(core.std.Splice([core.std.BlankClip(format=vs.GRAY8, width=W, height=H, length=3),
                                  core.std.BlankClip(format=vs.YUV420P8, width=W, height=H, length=3)],
                                 mismatch=True))
-    rejects(remaster(a, lite_seeded_weights), "clip", "variable format", "allowed: a constant GRAY")
+    rejects(remaster(a, lite_weights), "clip", "variable format", "allowed: a constant GRAY")
     assert a.calls == 0
 
 
-def test_variable_size(lite_seeded_weights, quiet):
+def test_variable_size(lite_weights, quiet):
     a = Counted(core.std.Splice([core.std.BlankClip(format=vs.GRAY8, width=W, height=H, length=3),
                                  core.std.BlankClip(format=vs.GRAY8, width=80, height=H, length=3)],
                                 mismatch=True))
-    rejects(remaster(a, lite_seeded_weights), "clip", "variable size", "constant size")
+    rejects(remaster(a, lite_weights), "clip", "variable size", "constant size")
     assert a.calls == 0
 
 
 # VapourSynth R81 makes integer formats of 8-32 bits; API 4 has no COMPAT family, and
 # its UNDEFINED family only shows up as a variable format (tested above).
 @pytest.mark.parametrize("family,bits", [(vs.GRAY, 32), (vs.YUV, 32), (vs.RGB, 24), (vs.GRAY, 17)])
-def test_unsupported_integer_depth(lite_seeded_weights, quiet, family, bits):
+def test_unsupported_integer_depth(lite_weights, quiet, family, bits):
     fmt = core.query_video_format(family, vs.INTEGER, bits, 0, 0)
     a = Counted(core.std.BlankClip(format=fmt.id, width=W, height=H, length=3))
-    rejects(remaster(a, lite_seeded_weights), "clip", f"{bits}-bit integer samples", fmt.name,
+    rejects(remaster(a, lite_weights), "clip", f"{bits}-bit integer samples", fmt.name,
             "allowed: GRAY, YUV or RGB with 8-16 bit integer or 16/32 bit float")
     assert a.calls == 0
 
 
-def test_nine_bit_integer_is_fine(lite_seeded_weights):
+def test_nine_bit_integer_is_fine(lite_weights):
     # the odd depths inside the range work (zimg reads them)
     fmt = core.query_video_format(vs.GRAY, vs.INTEGER, 9)
     clip = core.resize.Point(from_arrays(moving_pattern(3, H, W, seed=8), vs.GRAYS),
                              format=fmt.id, range_s="limited")
-    out = vsremaster.Remaster(clip, weights=lite_seeded_weights, **SMALL)
+    out = vsremaster.Remaster(clip, weights=lite_weights, **SMALL)
     assert out.format.name == "YUV444P9"
     assert np.isfinite(planes(out.get_frame(1))[1].astype(np.float32)).all()
 
@@ -133,28 +133,28 @@ INT_ARGS = {"mindim": (32, 4320), "ref_mindim": (32, 4320), "max_refs": (0, 64),
 
 @pytest.mark.parametrize("name", INT_ARGS)
 @pytest.mark.parametrize("kind", ["below", "above", "bool", "float", "str", "none"])
-def test_integer_arguments(lite_seeded_weights, quiet, source, name, kind):
+def test_integer_arguments(lite_weights, quiet, source, name, kind):
     lo, hi = INT_ARGS[name]
     value = {"below": lo - 1, "above": hi + 1, "bool": True, "float": float(lo + 16),
              "str": str(lo + 16), "none": None}[kind]
     if name == "chunk" and value is None:
         return                                   # chunk=None is the default
-    rejects(remaster(source, lite_seeded_weights, **{name: value}), name,
+    rejects(remaster(source, lite_weights, **{name: value}), name,
             f"must be an integer from {lo} to {hi}", f"not {value!r}")
     assert source.calls == 0
 
 
 @pytest.mark.parametrize("value", [0, -0.1, 1.5, float("nan"), float("inf"), True, "0.3", [0.2]])
-def test_sc_threshold(lite_seeded_weights, quiet, source, value):
-    rejects(remaster(source, lite_seeded_weights, sc_threshold=value), "sc_threshold",
+def test_sc_threshold(lite_weights, quiet, source, value):
+    rejects(remaster(source, lite_weights, sc_threshold=value), "sc_threshold",
             "must be a number in (0, 1]")
     assert source.calls == 0
 
 
 @pytest.mark.parametrize("name", ["restore", "colorize"])
 @pytest.mark.parametrize("value", [1, "yes", None])
-def test_switches(lite_seeded_weights, quiet, source, name, value):
-    rejects(remaster(source, lite_seeded_weights, **{name: value}), name, "must be True or False")
+def test_switches(lite_weights, quiet, source, name, value):
+    rejects(remaster(source, lite_weights, **{name: value}), name, "must be True or False")
     assert source.calls == 0
 
 
@@ -162,35 +162,35 @@ def test_switches(lite_seeded_weights, quiet, source, name, value):
 
 @pytest.mark.skipif(cpu_bfloat16() is not None, reason="this CPU has bfloat16 hardware: "
                     "fp16=True runs bfloat16 (tests/test_precision.py)")
-def test_fp16_on_a_cpu_without_bfloat16(lite_seeded_weights, quiet, source):
-    rejects(remaster(source, lite_seeded_weights, fp16=True), "fp16",
+def test_fp16_on_a_cpu_without_bfloat16(lite_weights, quiet, source):
+    rejects(remaster(source, lite_weights, fp16=True), "fp16",
             "needs bfloat16 hardware", "fp16=False or None")
     assert source.calls == 0
 
 
-def test_fp16_not_a_bool(lite_seeded_weights, quiet, source):
-    rejects(remaster(source, lite_seeded_weights, fp16="yes"), "fp16", "True, False or None")
+def test_fp16_not_a_bool(lite_weights, quiet, source):
+    rejects(remaster(source, lite_weights, fp16="yes"), "fp16", "True, False or None")
     assert source.calls == 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 @pytest.mark.parametrize("index", [0, 1, 7])
-def test_cuda_device_when_there_is_none(lite_seeded_weights, quiet, source, index):
-    rejects(remaster(source, lite_seeded_weights, device_index=index), "device_index",
+def test_cuda_device_when_there_is_none(lite_weights, quiet, source, index):
+    rejects(remaster(source, lite_weights, device_index=index), "device_index",
             f"device_index {index} names a CUDA device that does not exist",
             "no CUDA device", "allowed: None (auto) or -1 (CPU)")
     assert source.calls == 0
 
 
-def test_missing_cuda_device_number(lite_seeded_weights, quiet, source):
+def test_missing_cuda_device_number(lite_weights, quiet, source):
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    rejects(remaster(source, lite_seeded_weights, device_index=count + 3), "device_index",
+    rejects(remaster(source, lite_weights, device_index=count + 3), "device_index",
             "does not exist", "allowed: None (auto)")
 
 
 @pytest.mark.parametrize("value", [-2, "0", "cuda", 0.0, True])
-def test_device_index_of_the_wrong_kind(lite_seeded_weights, quiet, source, value):
-    message = rejects(remaster(source, lite_seeded_weights, device_index=value), "device_index")
+def test_device_index_of_the_wrong_kind(lite_weights, quiet, source, value):
+    message = rejects(remaster(source, lite_weights, device_index=value), "device_index")
     assert "-1 (CPU)" in message
     assert source.calls == 0
 
@@ -212,37 +212,37 @@ def refs_dir(tmp_path) -> Path:
     return d
 
 
-def test_refs_directory_missing(lite_seeded_weights, quiet, source, tmp_path):
-    rejects(remaster(source, lite_seeded_weights, refs=str(tmp_path / "nowhere")), "refs",
+def test_refs_directory_missing(lite_weights, quiet, source, tmp_path):
+    rejects(remaster(source, lite_weights, refs=str(tmp_path / "nowhere")), "refs",
             "does not exist", "nowhere")
     assert source.calls == 0
 
 
-def test_refs_directory_empty(lite_seeded_weights, quiet, source, refs_dir):
-    rejects(remaster(source, lite_seeded_weights, refs=str(refs_dir)), "refs", "is empty")
+def test_refs_directory_empty(lite_weights, quiet, source, refs_dir):
+    rejects(remaster(source, lite_weights, refs=str(refs_dir)), "refs", "is empty")
     (refs_dir / ".hidden.png").write_bytes(b"")     # hidden files are not references
     (refs_dir / "sub").mkdir()                      # nor are folders
-    rejects(remaster(source, lite_seeded_weights, refs=refs_dir), "refs", "is empty", ".png")
+    rejects(remaster(source, lite_weights, refs=refs_dir), "refs", "is empty", ".png")
     assert source.calls == 0
 
 
-def test_refs_directory_with_non_image_files(lite_seeded_weights, quiet, source, refs_dir):
+def test_refs_directory_with_non_image_files(lite_weights, quiet, source, refs_dir):
     write_png(refs_dir / "ref_000000.png")
     (refs_dir / "notes.txt").write_text("colours of the opening scene")
-    rejects(remaster(source, lite_seeded_weights, refs=refs_dir), "refs",
+    rejects(remaster(source, lite_weights, refs=refs_dir), "refs",
             "holds non-image files: notes.txt", "allowed: only image files (.bmp")
     assert source.calls == 0
 
 
-def test_refs_path_is_a_file(lite_seeded_weights, quiet, source, refs_dir):
+def test_refs_path_is_a_file(lite_weights, quiet, source, refs_dir):
     png = write_png(refs_dir / "ref.png")
-    rejects(remaster(source, lite_seeded_weights, refs=str(png)), "refs", "is a file, not a directory",
+    rejects(remaster(source, lite_weights, refs=str(png)), "refs", "is a file, not a directory",
             "list of image file paths")
 
 
 @pytest.mark.parametrize("damage", ["zero_bytes", "truncated_png", "truncated_jpeg", "text_as_png",
                                     "garbage_jpeg"])
-def test_refs_corrupt_image(lite_seeded_weights, quiet, source, refs_dir, damage):
+def test_refs_corrupt_image(lite_weights, quiet, source, refs_dir, damage):
     good = write_png(refs_dir / "ref_000000.png")
     bad = refs_dir / ("ref_000003.jpg" if "jpeg" in damage else "ref_000003.png")
     if damage == "zero_bytes":
@@ -260,37 +260,37 @@ def test_refs_corrupt_image(lite_seeded_weights, quiet, source, refs_dir, damage
         bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, np.uint8).tobytes())
     what = "is empty (0 bytes)" if damage == "zero_bytes" else "is not a readable image"
     for refs in (refs_dir, [good, bad]):
-        rejects(remaster(source, lite_seeded_weights, refs=refs), "refs", bad.name, what,
+        rejects(remaster(source, lite_weights, refs=refs), "refs", bad.name, what,
                 "allowed: image files")
     assert source.calls == 0
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_refs_unreadable_image(lite_seeded_weights, quiet, source, refs_dir):
+def test_refs_unreadable_image(lite_weights, quiet, source, refs_dir):
     png = write_png(refs_dir / "ref.png")
     png.chmod(0)
     try:
-        rejects(remaster(source, lite_seeded_weights, refs=[png]), "refs", "cannot be read")
+        rejects(remaster(source, lite_weights, refs=[png]), "refs", "cannot be read")
     finally:
         png.chmod(0o644)
 
 
-def test_refs_list_problems(lite_seeded_weights, quiet, source, refs_dir):
+def test_refs_list_problems(lite_weights, quiet, source, refs_dir):
     good = write_png(refs_dir / "a.png")
-    rejects(remaster(source, lite_seeded_weights, refs=[]), "refs", "list is empty")
-    rejects(remaster(source, lite_seeded_weights, refs=[good, refs_dir / "gone.png"]), "refs",
+    rejects(remaster(source, lite_weights, refs=[]), "refs", "list is empty")
+    rejects(remaster(source, lite_weights, refs=[good, refs_dir / "gone.png"]), "refs",
             "gone.png", "does not exist")
-    rejects(remaster(source, lite_seeded_weights, refs=[good, refs_dir]), "refs",
+    rejects(remaster(source, lite_weights, refs=[good, refs_dir]), "refs",
             "is a directory, not a regular file")
-    rejects(remaster(source, lite_seeded_weights, refs=[good, 3]), "refs",
+    rejects(remaster(source, lite_weights, refs=[good, 3]), "refs",
             "holds a int (3); allowed: image file paths (str or os.PathLike) only")
     assert source.calls == 0
 
 
-def test_refs_path_with_a_nul_byte(lite_seeded_weights, quiet, source, refs_dir):
+def test_refs_path_with_a_nul_byte(lite_weights, quiet, source, refs_dir):
     good = write_png(refs_dir / "a.png")
     for refs in (str(refs_dir) + "\0x", [good, str(refs_dir / "b\0.png")], Path("c\0")):
-        rejects(remaster(source, lite_seeded_weights, refs=refs), "refs path",
+        rejects(remaster(source, lite_weights, refs=refs), "refs path",
                 "holds a NUL byte; allowed: a path without NUL bytes")
     assert source.calls == 0
 
@@ -298,31 +298,31 @@ def test_refs_path_with_a_nul_byte(lite_seeded_weights, quiet, source, refs_dir)
 @pytest.mark.parametrize("value", [3, b"refs", {"a": 1}, np.zeros((3, 8, 8)),
                                    core.std.BlankAudio(length=10)],
                          ids=["int", "bytes", "dict", "ndarray", "audio"])
-def test_refs_of_a_wrong_type(lite_seeded_weights, quiet, source, value):
-    rejects(remaster(source, lite_seeded_weights, refs=value), "refs",
+def test_refs_of_a_wrong_type(lite_weights, quiet, source, value):
+    rejects(remaster(source, lite_weights, refs=value), "refs",
             "must be a clip, a directory of image files, a list of image file paths, or None",
             type(value).__name__)
     assert source.calls == 0
 
 
-def test_refs_checked_even_without_colorizing(lite_seeded_weights, quiet, source):
-    rejects(remaster(source, lite_seeded_weights, refs=3, colorize=False), "refs", "int")
+def test_refs_checked_even_without_colorizing(lite_weights, quiet, source):
+    rejects(remaster(source, lite_weights, refs=3, colorize=False), "refs", "int")
 
 
-def test_refs_clip_of_an_unsupported_format(lite_seeded_weights, quiet, source):
+def test_refs_clip_of_an_unsupported_format(lite_weights, quiet, source):
     fmt = core.query_video_format(vs.RGB, vs.INTEGER, 32)
     refs = core.std.BlankClip(format=fmt.id, width=32, height=32, length=2)
-    rejects(remaster(source, lite_seeded_weights, refs=refs), "refs clip", "32-bit integer", "allowed")
+    rejects(remaster(source, lite_weights, refs=refs), "refs clip", "32-bit integer", "allowed")
     assert source.calls == 0
 
 
-def test_refs_clip_with_unreadable_frames(lite_seeded_weights, quiet, source):
+def test_refs_clip_with_unreadable_frames(lite_weights, quiet, source):
     # a variable-format clip is accepted, but each frame still has to be readable as RGB
     good = core.std.BlankClip(format=vs.RGB24, width=32, height=32, length=1, color=[200, 10, 10])
     bad = core.std.BlankClip(format=core.query_video_format(vs.RGB, vs.INTEGER, 32).id,
                              width=32, height=32, length=1)
     refs = core.std.Splice([good, bad], mismatch=True)
-    rejects(remaster(source, lite_seeded_weights, refs=refs), "refs clip", "cannot be read as RGB",
+    rejects(remaster(source, lite_weights, refs=refs), "refs clip", "cannot be read as RGB",
             "allowed: frames in GRAY, YUV or RGB")
 
 
@@ -343,11 +343,11 @@ def mixed_refs(length: int) -> vs.VideoNode:
     return clip
 
 
-def test_refs_clip_of_variable_format_and_size_is_accepted_as_a_bank(lite_seeded_weights):
+def test_refs_clip_of_variable_format_and_size_is_accepted_as_a_bank(lite_weights):
     """Accepted (documented): each reference frame is converted to RGB24 at its own size."""
     grey = moving_pattern(12, H, W, seed=9)
     clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([6]))
-    pipe = build(clip, refs=mixed_refs(4), weights=lite_seeded_weights, max_refs=4, **SMALL)
+    pipe = build(clip, refs=mixed_refs(4), weights=lite_weights, max_refs=4, **SMALL)
     assert not pipe.bank.synced and len(pipe.bank) == 4
     assert sorted(img.shape for img in pipe.bank.images) == sorted(
         [(40, 48, 3), (48, 72, 3), (24, 64, 3), (32, 40, 3)])
@@ -358,10 +358,10 @@ def test_refs_clip_of_variable_format_and_size_is_accepted_as_a_bank(lite_seeded
     assert all(np.isfinite(p.astype(np.float32)).all() for p in planes(f))
 
 
-def test_refs_clip_of_variable_format_and_size_is_accepted_synchronised(lite_seeded_weights):
+def test_refs_clip_of_variable_format_and_size_is_accepted_synchronised(lite_weights):
     grey = moving_pattern(12, H, W, seed=9)
     clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([4, 9]))
-    pipe = build(clip, refs=mixed_refs(12), weights=lite_seeded_weights, **SMALL)
+    pipe = build(clip, refs=mixed_refs(12), weights=lite_weights, **SMALL)
     # a synchronised clip's references are named by their frame: each scene's start
     assert pipe.bank.synced and pipe.ref_sets() == [(0,), (4,), (9,)]
     # frames 0 and 4 of mixed_refs are the RGB24 one (40x40 + 8 wide border), 9 the YUV420P8
@@ -394,20 +394,20 @@ def test_weights_directory_without_weights(quiet, source, tmp_path):
     assert source.calls == 0
 
 
-def test_weights_directory_with_weights_is_searched(lite_seeded_weights, tmp_path, source):
+def test_weights_directory_with_weights_is_searched(lite_weights, tmp_path, source):
     folder = tmp_path / "models"
     folder.mkdir()
-    shutil.copy(lite_seeded_weights, folder / "seeded.safetensors")
+    shutil.copy(lite_weights, folder / "seeded.safetensors")
     out = vsremaster.Remaster(source.clip, weights=folder, **SMALL)
-    assert out.get_frame(0).props["_RemasterModel"] == "seeded"
+    assert out.get_frame(0).props["_RemasterModel"] == "seeded-lite"
 
 
 @pytest.mark.parametrize("kind", ["safetensors", "torch-zip", "torch-legacy"])
-def test_weights_truncated(lite_seeded_weights, quiet, source, tmp_path, kind):
+def test_weights_truncated(lite_weights, lite_dicts, quiet, source, tmp_path, kind):
     if kind == "safetensors":
-        whole = lite_seeded_weights.read_bytes()
+        whole = lite_weights.read_bytes()
     else:
-        state_r, state_c = shared_state()
+        state_r, state_c = lite_dicts
         full = tmp_path / "whole.pth"
         torch.save({"modelR": state_r, "modelC": state_c}, full,
                    _use_new_zipfile_serialization=kind == "torch-zip")
@@ -417,11 +417,6 @@ def test_weights_truncated(lite_seeded_weights, quiet, source, tmp_path, kind):
     cut.write_bytes(whole[:len(whole) * 2 // 3])
     rejects(remaster(source, cut), "weights", str(cut), "truncated")
     assert source.calls == 0 and no_model_for(cut)
-
-
-def shared_state():
-    from conftest import seeded_state_dicts
-    return seeded_state_dicts(width=0.25)
 
 
 def test_weights_of_another_model(quiet, source, tmp_path):

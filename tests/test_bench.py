@@ -1,6 +1,7 @@
 """The benchmark: the command's output, and the baseline's faithfulness to the authors."""
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -9,30 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, seeded_state_dicts
+from conftest import ROOT
 from vsremaster.bench import baseline, naive
 from vsremaster.bench.inputs import make_inputs
-from vsremaster.model import Attention, NetworkC, NetworkR
-from vsremaster.model.checkpoint import save_checkpoint
+from vsremaster.model import Attention
 
-LITE = 0.25
 KEYS = {"ours_fps", "baseline_fps", "naive_fps", "speedup", "naive_speedup", "peak_rss_mb",
         "peak_vram_mb", "device", "width", "height", "refs", "frames", "precision"}
-
-
-@pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory):
-    path = tmp_path_factory.mktemp("bench") / "lite.safetensors"
-    return save_checkpoint(path, *seeded_state_dicts(LITE), name="lite", width=str(LITE))
-
-
-@pytest.fixture(scope="module")
-def lite_models():
-    state_r, state_c = seeded_state_dicts(LITE)
-    model_r, model_c = NetworkR(LITE), NetworkC(LITE)
-    model_r.load_state_dict(state_r)
-    model_c.load_state_dict(state_c)
-    return model_r.eval(), model_c.eval()
 
 
 def _bench(*args):
@@ -43,6 +27,7 @@ def _bench(*args):
     return lines, json.loads(lines[-1])
 
 
+@pytest.mark.slow
 def test_bench_command_prints_table_then_json(lite_weights):
     lines, result = _bench("--width", "64", "--height", "48", "--frames", "6", "--refs", "2",
                            "--ref-size", "32", "--naive-frames", "2", "--weights",
@@ -69,6 +54,7 @@ def test_bench_command_prints_table_then_json(lite_weights):
                for name in ("ours", "baseline", "naive"))
 
 
+@pytest.mark.slow
 def test_bench_ours_variant_runs_the_filter_with_extra_arguments(lite_weights):
     lines, result = _bench("--width", "64", "--height", "48", "--frames", "6", "--refs", "1",
                            "--ref-size", "32", "--methods", "ours", "--weights",
@@ -104,6 +90,7 @@ def test_bench_rejects_bad_filter_arguments(option, text, says):
     assert done.returncode == 2 and option in done.stderr and says in done.stderr
 
 
+@pytest.mark.slow
 def test_glue_feeds_the_same_model_work_small_and_1080p():
     lines, result = _bench("--glue", "--frames", "2", "--refs", "1", "--ref-size", "32",
                            "--glue-format", "yuv420p8", "--threads", "1")
@@ -197,6 +184,7 @@ def test_bench_reference_files_carry_no_frame_anchor(tmp_path):
     assert [anchor_of_name(Path(p)) for p in inputs.ref_paths] == [None] * 30
 
 
+@pytest.mark.slow
 def test_bench_baseline_precision_ours_runs_the_baseline_at_ours_precision(lite_weights):
     args = ("--width", "64", "--height", "48", "--frames", "5", "--refs", "1", "--ref-size",
             "32", "--methods", "ours,baseline", "--weights", str(lite_weights))
@@ -207,7 +195,7 @@ def test_bench_baseline_precision_ours_runs_the_baseline_at_ours_precision(lite_
 
 
 def test_baseline_in_bfloat16_is_close_to_float32(lite_models, tmp_path):
-    model_r, model_c = lite_models
+    model_r, model_c = (copy.deepcopy(m) for m in lite_models)     # the fixture is shared
     inputs = make_inputs(64, 48, 5, 2, 32, tmp_path)
     outs = {}
     for dtype in (torch.float32, torch.bfloat16):
@@ -215,7 +203,6 @@ def test_baseline_in_bfloat16_is_close_to_float32(lite_models, tmp_path):
         baseline.run(model_r.to(dtype), model_c.to(dtype), inputs.frames, inputs.canvas,
                      device="cpu", dtype=dtype, sink=lambda i, l, ab, bgr: got.setdefault(i, ab))
         outs[dtype] = np.stack([got[i] for i in range(5)])
-    model_r.float(), model_c.float()                      # the fixture is shared
     assert outs[torch.bfloat16].dtype == np.float32
     diff = np.abs(outs[torch.bfloat16] - outs[torch.float32])
     assert 0 < diff.max() < 0.05

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, bundled_only_env, seeded_state_dicts
+from conftest import ROOT, bundled_only_env
 from vsremaster.model.checkpoint import save_checkpoint
 from vsremaster.weights import AUTHORS_MD5, AUTHORS_URL
 
@@ -24,11 +24,6 @@ runpy.run_module("vsremaster", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.fixture(scope="module")
-def lite_state():
-    return seeded_state_dicts(0.25)
-
-
 @pytest.fixture
 def env(tmp_path):
     """An environment whose user data folder is empty and inside tmp_path."""
@@ -40,8 +35,8 @@ def _run(args, env):
                           text=True, timeout=180)
 
 
-def test_info_describes_weights_from_env(env, lite_state, tmp_path):
-    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_state, name="info-test")
+def test_info_describes_weights_from_env(env, lite_dicts, tmp_path):
+    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_dicts, name="info-test")
     env["VSREMASTER_WEIGHTS"] = str(path)
     done = _run(["-m", "vsremaster", "info"], env)
     assert done.returncode == 0, done.stderr
@@ -53,9 +48,9 @@ def test_info_describes_weights_from_env(env, lite_state, tmp_path):
     assert ("cuda: none available" in out) != torch.cuda.is_available()
 
 
-def test_info_with_authors_layout_reports_md5(env, lite_state, tmp_path):
+def test_info_with_authors_layout_reports_md5(env, lite_dicts, tmp_path):
     path = tmp_path / "remasternet.pth.tar"
-    torch.save({"modelR": lite_state[0], "modelC": lite_state[1]}, path)
+    torch.save({"modelR": lite_dicts[0], "modelC": lite_dicts[1]}, path)
     done = _run(["-m", "vsremaster", "info", "--weights", str(path)], env)
     assert done.returncode == 0, done.stderr
     assert "the authors' layout" in done.stdout
@@ -104,8 +99,8 @@ def test_info_on_the_bundled_model_compares_and_says_how_to_switch(env, tmp_path
         assert fragment in out, fragment
 
 
-def test_info_on_other_weights_has_no_card_and_colours_without_refs(env, lite_state, tmp_path):
-    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_state, name="info-test")
+def test_info_on_other_weights_has_no_card_and_colours_without_refs(env, lite_dicts, tmp_path):
+    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_dicts, name="info-test")
     env["VSREMASTER_WEIGHTS"] = str(path)
     out = _run(["-m", "vsremaster", "info"], env).stdout
     assert "neither the bundled model nor the authors' release" in out
@@ -114,8 +109,8 @@ def test_info_on_other_weights_has_no_card_and_colours_without_refs(env, lite_st
     assert "unset VSREMASTER_WEIGHTS first" in out       # it would win over a fetched file
 
 
-def test_info_says_grey_for_weights_marked_so(env, lite_state, tmp_path):
-    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_state, name="marked",
+def test_info_says_grey_for_weights_marked_so(env, lite_dicts, tmp_path):
+    path = save_checkpoint(tmp_path / "lite.safetensors", *lite_dicts, name="marked",
                            without_refs="grey")
     out = _run(["-m", "vsremaster", "info", "--weights", str(path)], env).stdout
     assert "without references: scenes stay grey" in out and "without_refs=grey" in out

@@ -11,7 +11,8 @@ import vapoursynth as vs
 
 import vsremaster
 from clips import from_arrays, moving_pattern, planes
-from vsremaster.frames.formats import SRGB_PRIMARIES, SRGB_TRANSFER, output_props, stored_keys
+from vsremaster.finish.output import SRGB_PRIMARIES, SRGB_TRANSFER, output_props
+from vsremaster.frames.formats import stored_keys
 
 core = vs.core
 H, W = 48, 64
@@ -73,28 +74,28 @@ def test_this_vapoursynth_says_range_with_range_prop():
 @pytest.mark.parametrize("fmt,matrix,full", [
     (vs.GRAY8, 1, False), (vs.YUV420P8, 1, False), (vs.YUV420P10, 6, False),
     (vs.RGB24, 0, True)], ids=["gray8", "yuv420p8", "yuv420p10-bt601", "rgb24"])
-def test_colorized_frames_are_tagged_srgb(lite_seeded_weights, grey, fmt, matrix, full):
+def test_colorized_frames_are_tagged_srgb(lite_weights, grey, fmt, matrix, full):
     clip = from_arrays(grey, fmt)
     if fmt == vs.YUV420P10:
         clip = core.std.SetFrameProps(clip, _Matrix=6)
     clip = core.std.SetFrameProps(clip, _Primaries=5, _Transfer=4)      # what the input said
-    out = vsremaster.Remaster(clip, weights=lite_seeded_weights, **SMALL)
+    out = vsremaster.Remaster(clip, weights=lite_weights, **SMALL)
     assert tags(out.get_frame(1)) == {"_Matrix": matrix, "_Primaries": 1, "_Transfer": 13,
                                       "_Range": int(full)}
     assert "_ColorRange" not in stored_keys(out.get_frame(1).props)
 
 
-def test_legacy_color_range_is_read_and_not_passed_on(lite_seeded_weights, grey):
+def test_legacy_color_range_is_read_and_not_passed_on(lite_weights, grey):
     clip = core.std.RemoveFrameProps(yuv444p16(grey, 1, True), "_Range")
     with pytest.warns(DeprecationWarning):
         clip = core.std.SetFrameProps(clip, _ColorRange=0)                # full, old name
-    f = vsremaster.Remaster(clip, weights=lite_seeded_weights, **SMALL).get_frame(0)
+    f = vsremaster.Remaster(clip, weights=lite_weights, **SMALL).get_frame(0)
     assert int(f.props["_Range"]) == 1 and "_ColorRange" not in stored_keys(f.props)
 
 
-def test_restoration_only_keeps_the_inputs_primaries_and_transfer(lite_seeded_weights, grey):
+def test_restoration_only_keeps_the_inputs_primaries_and_transfer(lite_weights, grey):
     clip = core.std.SetFrameProps(from_arrays(grey, vs.YUV420P8), _Primaries=5, _Transfer=4)
-    out = vsremaster.Remaster(clip, weights=lite_seeded_weights, colorize=False, **SMALL)
+    out = vsremaster.Remaster(clip, weights=lite_weights, colorize=False, **SMALL)
     assert tags(out.get_frame(0)) == {"_Matrix": 1, "_Primaries": 5, "_Transfer": 4, "_Range": 0}
 
 
@@ -106,12 +107,12 @@ def _as_rgb(clip: vs.VideoNode, **props) -> np.ndarray:
     return np.stack(planes(core.resize.Point(clip, format=vs.RGBS).get_frame(1)))
 
 
-def test_tags_describe_the_content(lite_seeded_weights, grey):
+def test_tags_describe_the_content(lite_weights, grey):
     """One picture with three encodings of its luma: decoded by their own tags, the three
     outputs are the same colours; decoded with another matrix, they are not. (tone="lab":
     with "keep" the output's luma is the input's code value whatever the matrix, so the
     colours of the three differ by how each matrix weighs the new chroma into luma.)"""
-    outs = {key: vsremaster.Remaster(yuv444p16(grey, *key), weights=lite_seeded_weights,
+    outs = {key: vsremaster.Remaster(yuv444p16(grey, *key), weights=lite_weights,
                                      tone="lab", **SMALL)
             for key in [(1, False), (5, False), (1, True)]}
     bt709 = _as_rgb(outs[1, False])

@@ -122,9 +122,9 @@ def scenes_clip():
                        per_frame_props=scene_props([9]))
 
 
-def test_confidence_clip_range_size_and_props(lite_seeded_weights, scenes_clip, tmp_path):
+def test_confidence_clip_range_size_and_props(lite_weights, scenes_clip, tmp_path):
     refs = refs_dir(tmp_path, anchors=(2, 14))
-    conf = vsremaster.Confidence(scenes_clip, refs=str(refs), weights=lite_seeded_weights,
+    conf = vsremaster.Confidence(scenes_clip, refs=str(refs), weights=lite_weights,
                                  chunk=4, **SMALL)
     assert conf.format.id == vs.GRAYS and (conf.width, conf.height) == (W, H)
     assert conf.num_frames == 20
@@ -141,35 +141,35 @@ def test_confidence_clip_range_size_and_props(lite_seeded_weights, scenes_clip, 
     assert np.abs(values.mean((1, 2)) - np.array(means)).max() < 0.02
 
 
-def test_confidence_is_zero_without_references(lite_seeded_weights, scenes_clip):
-    conf = vsremaster.Confidence(scenes_clip, weights=lite_seeded_weights, chunk=4, **SMALL)
+def test_confidence_is_zero_without_references(lite_weights, scenes_clip):
+    conf = vsremaster.Confidence(scenes_clip, weights=lite_weights, chunk=4, **SMALL)
     for n in (0, 13):
         f = conf.get_frame(n)
         assert f.props["_RemasterConfidence"] == 0.0
         assert not planes(f)[0].any()
 
 
-def test_same_bytes_whatever_the_order(lite_seeded_weights, scenes_clip, tmp_path):
+def test_same_bytes_whatever_the_order(lite_weights, scenes_clip, tmp_path):
     refs = str(refs_dir(tmp_path, anchors=(2, 14)))
-    linear = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_seeded_weights, chunk=4, **SMALL)
+    linear = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_weights, chunk=4, **SMALL)
     everything = [frame_bytes(linear, n) for n in range(20)]
-    seeking = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_seeded_weights, chunk=4, **SMALL)
+    seeking = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_weights, chunk=4, **SMALL)
     for n in (17, 3, 11, 0, 19, 8, 9):
         assert frame_bytes(seeking, n) == everything[n], n
     for n in (6, 15):
-        alone = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_seeded_weights, chunk=4,
+        alone = vsremaster.Confidence(scenes_clip, refs=refs, weights=lite_weights, chunk=4,
                                       **SMALL)
         assert frame_bytes(alone, n) == everything[n], n
 
 
-def test_remaster_and_confidence_share_one_computation(lite_seeded_weights, tmp_path):
+def test_remaster_and_confidence_share_one_computation(lite_weights, tmp_path):
     core.num_threads = 1
     refs = str(refs_dir(tmp_path))
     clip = from_arrays(moving_pattern(20, H, W, seed=5), vs.YUV420P8)
-    plain = build(clip, refs, weights=lite_seeded_weights, chunk=4, **SMALL)
+    plain = build(clip, refs, weights=lite_weights, chunk=4, **SMALL)
     plain_bytes = [frame_bytes(plain.clip, n) for n in range(20)]
-    colour = build(clip, refs, weights=lite_seeded_weights, chunk=4, confidence=True, **SMALL)
-    conf = build(clip, refs, weights=lite_seeded_weights, chunk=4, output="confidence", **SMALL)
+    colour = build(clip, refs, weights=lite_weights, chunk=4, confidence=True, **SMALL)
+    conf = build(clip, refs, weights=lite_weights, chunk=4, output="confidence", **SMALL)
     assert colour.engine is conf.engine and plain.engine is not colour.engine
     for n in range(20):
         c, m = colour.clip.get_frame(n), conf.clip.get_frame(n)
@@ -181,42 +181,40 @@ def test_remaster_and_confidence_share_one_computation(lite_seeded_weights, tmp_
     assert colour.engine.runs == plain.engine.runs
     assert colour.engine.runs["frames"] == 20      # every frame through the networks once
     assert "_RemasterConfidence" not in plain.clip.get_frame(0).props
-    core.num_threads = 4
 
 
-def test_shared_parts_hold_the_given_clip_object(lite_seeded_weights, scenes_clip):
+def test_shared_parts_hold_the_given_clip_object(lite_weights, scenes_clip):
     """The sharing key holds the clip's id: its parts must keep that very object alive
     (not only the checked clip made from it), or a new clip could get its id and share
     another clip's engine."""
     from vsremaster import remaster
-    pipe = build(scenes_clip, None, weights=lite_seeded_weights, chunk=4, output="confidence",
+    pipe = build(scenes_clip, None, weights=lite_weights, chunk=4, output="confidence",
                  **SMALL)
     parts = [p for p in list(remaster._shared.values()) if p.engine is pipe.engine]
     assert len(parts) == 1 and parts[0].source is scenes_clip
     other = from_arrays(moving_pattern(20, H, W, seed=5), vs.GRAY8,
                         per_frame_props=scene_props([9]))
-    assert build(other, None, weights=lite_seeded_weights, chunk=4, **SMALL).engine \
+    assert build(other, None, weights=lite_weights, chunk=4, **SMALL).engine \
         is not pipe.engine
 
 
-def test_confidence_after_remaster_recomputes_what_lacks_it(lite_seeded_weights, tmp_path):
+def test_confidence_after_remaster_recomputes_what_lacks_it(lite_weights, tmp_path):
     refs = str(refs_dir(tmp_path))
     clip = from_arrays(moving_pattern(12, H, W, seed=6), vs.GRAY8)
-    colour = build(clip, refs, weights=lite_seeded_weights, chunk=4, **SMALL)
+    colour = build(clip, refs, weights=lite_weights, chunk=4, **SMALL)
     before = frame_bytes(colour.clip, 5)
-    conf = build(clip, refs, weights=lite_seeded_weights, chunk=4, output="confidence", **SMALL)
+    conf = build(clip, refs, weights=lite_weights, chunk=4, output="confidence", **SMALL)
     assert conf.engine is colour.engine
     assert 0 < conf.clip.get_frame(5).props["_RemasterConfidence"] <= 1
     assert frame_bytes(colour.clip, 5) == before
 
 
-def test_scenes_kept_grey_have_confidence_zero(tmp_path):
+def test_scenes_kept_grey_have_confidence_zero(lite_dicts, tmp_path):
     """Weights that keep reference-less scenes grey: such a scene's frames have
     confidence 0 (nothing was matched), the others theirs, from the same engine."""
     from vsremaster.model.checkpoint import save_checkpoint
     from vsremaster.references import fallback
-    from conftest import seeded_state_dicts
-    weights = save_checkpoint(tmp_path / "grey.safetensors", *seeded_state_dicts(0.25),
+    weights = save_checkpoint(tmp_path / "grey.safetensors", *lite_dicts,
                               name="lite-grey", width="0.25", without_refs="grey")
     clip = from_arrays(moving_pattern(12, H, W, seed=7), vs.GRAY8,
                        per_frame_props=scene_props([6]))
@@ -238,25 +236,25 @@ def test_scenes_kept_grey_have_confidence_zero(tmp_path):
         assert planes(m)[0].max() > 0
 
 
-def test_arguments_are_checked(lite_seeded_weights, scenes_clip):
+def test_arguments_are_checked(lite_weights, scenes_clip):
     with pytest.raises(vs.Error, match="Remaster: confidence=True needs colorize=True"):
-        vsremaster.Remaster(scenes_clip, weights=lite_seeded_weights, colorize=False,
+        vsremaster.Remaster(scenes_clip, weights=lite_weights, colorize=False,
                             confidence=True, **SMALL)
     with pytest.raises(vs.Error, match="Remaster: confidence must be True or False"):
-        vsremaster.Remaster(scenes_clip, weights=lite_seeded_weights, confidence=1, **SMALL)
+        vsremaster.Remaster(scenes_clip, weights=lite_weights, confidence=1, **SMALL)
     with pytest.raises(vs.Error, match="Remaster: mindim must be"):
-        vsremaster.Confidence(scenes_clip, weights=lite_seeded_weights, mindim="big")
+        vsremaster.Confidence(scenes_clip, weights=lite_weights, mindim="big")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_confidence_matches_the_cpu_and_ignores_seeks(lite_seeded_weights, tmp_path):
+@pytest.mark.cuda
+def test_cuda_confidence_matches_the_cpu_and_ignores_seeks(lite_weights, tmp_path):
     """On CUDA the confidence comes from the explicit pass (the fused kernels hide the
     weights): close to the CPU's, the same bytes after a seek, and it does not change
     the colour."""
     refs = str(refs_dir(tmp_path, anchors=(2, 14)))
     clip = from_arrays(moving_pattern(24, 64, 96, seed=7), vs.GRAY8,
                        per_frame_props=scene_props([9]))
-    kw = dict(weights=lite_seeded_weights, mindim=64, ref_mindim=32, chunk=4)
+    kw = dict(weights=lite_weights, mindim=64, ref_mindim=32, chunk=4)
     gpu = vsremaster.Confidence(clip, refs=refs, device_index=0, fp16=False, **kw)
     cpu = vsremaster.Confidence(clip, refs=refs, device_index=-1, **kw)
     for n in (0, 10, 23):
@@ -317,6 +315,7 @@ def scene_ab_error(clip, refs: Path, lab: np.ndarray, scene: int) -> float:
     return float(np.mean(err))
 
 
+@pytest.mark.slow
 def test_suggest_picks_the_scene_without_a_reference_and_its_frame_helps(tmp_path):
     """The bundled model on four scenes of distinct colours with a reference for each
     but the last: `suggest` (on the user's script) names a frame of the last scene, and

@@ -30,12 +30,12 @@ def test_warm_up_leaves_the_bits_of_the_ops_it_speeds_up():
     assert out == "1 True"
 
 
-def test_engine_warms_cpu_math_when_it_loads_networks_on_a_cpu(lite_seeded_weights):
+def test_engine_warms_cpu_math_when_it_loads_networks_on_a_cpu(lite_weights):
     out = _run(f"""
         import torch
         from vsremaster.engine import models
         before = models.warm_cpu_math.cache_info().currsize
-        models.shared_models({str(lite_seeded_weights)!r}, torch.device("cpu"), torch.float32)
+        models.shared_models({str(lite_weights)!r}, torch.device("cpu"), torch.float32)
         print(before, models.warm_cpu_math.cache_info().currsize)
     """)
     assert out == "0 1"

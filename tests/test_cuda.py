@@ -9,7 +9,7 @@ import vapoursynth as vs
 from vsremaster.remaster import build
 from clips import from_arrays, moving_pattern, planes
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = pytest.mark.cuda
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def exact_fp32():
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-@cuda
+@pytest.mark.shared
 def test_golden_outputs_on_cuda_float32(golden_models, golden_case, exact_fp32):
     model_r, model_c = (m.to("cuda") for m in golden_models)
     try:
@@ -34,7 +34,7 @@ def test_golden_outputs_on_cuda_float32(golden_models, golden_case, exact_fp32):
     assert (ab - golden_case["ab_refs"]).abs().max() < 1e-4
 
 
-@cuda
+@pytest.mark.shared
 @pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-2), (torch.bfloat16, 5e-2)])
 def test_half_precision_close_to_float32(golden_models, golden_case, dtype, tol):
     _, model_c = golden_models
@@ -45,7 +45,7 @@ def test_half_precision_close_to_float32(golden_models, golden_case, dtype, tol)
     assert (ab.float().cpu() - golden_case["ab_refs"]).abs().max() < tol
 
 
-@cuda
+@pytest.mark.shared
 def test_filter_on_cuda_matches_cpu(golden_weights):
     grey = moving_pattern(12, 64, 96, seed=2)
     clip = from_arrays(grey, vs.YUV444P16)
@@ -60,7 +60,7 @@ def test_filter_on_cuda_matches_cpu(golden_weights):
     assert all(np.isfinite(p).all() for p in planes(half.clip.get_frame(3)))
 
 
-@cuda
+@pytest.mark.shared
 def test_reevaluating_twenty_times_keeps_vram_flat(golden_weights):
     import gc
     grey = moving_pattern(10, 64, 96, seed=3)
@@ -76,7 +76,7 @@ def test_reevaluating_twenty_times_keeps_vram_flat(golden_weights):
     assert levels[-1] == 0 or levels[-1] <= levels[2]
 
 
-@cuda
+@pytest.mark.shared
 def test_cuda_bits_do_not_depend_on_seeks_or_threads(golden_weights):
     """Fixed-size frame batches keep cuDNN on one kernel per shape: a seek (cold start)
     gives the bytes of a linear render."""
@@ -90,7 +90,7 @@ def test_cuda_bits_do_not_depend_on_seeks_or_threads(golden_weights):
         assert frame_bytes(seek.clip, n) == everything[n], n
 
 
-@cuda
+@pytest.mark.shared
 def test_frames_finished_on_the_device_equal_the_vapoursynth_finish(golden_weights):
     grey = moving_pattern(8, 64, 96, seed=5)
     for fmt in (vs.GRAY8, vs.YUV420P10, vs.RGB24, vs.GRAYS):
@@ -104,7 +104,6 @@ def test_frames_finished_on_the_device_equal_the_vapoursynth_finish(golden_weigh
             assert max(np.abs(x.astype(float) - y).max() for x, y in zip(a, b)) <= top, fmt
 
 
-@cuda
 @pytest.mark.parametrize("form", ["taps", "frame"])
 def test_restoration_forms_keep_the_bits_on_cuda(form):
     # the engine keeps the taps on CUDA until Conv3d calls of one shape are shown to keep

@@ -49,15 +49,6 @@ def live_tensors() -> int:
     return sum(1 for o in gc.get_objects() if issubclass(type(o), torch.Tensor))
 
 
-@pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory) -> Path:
-    """The seeded weights at a quarter of the channel width: the same code, 16x faster."""
-    from conftest import seeded_state_dicts
-    from vsremaster.model.checkpoint import save_checkpoint
-    path = tmp_path_factory.mktemp("lite") / "seeded-lite.safetensors"
-    return save_checkpoint(path, *seeded_state_dicts(0.25), name="seeded-lite", width="0.25")
-
-
 @pytest.fixture
 def script(tmp_path, monkeypatch) -> Path:
     refs = tmp_path / "refs"
@@ -106,6 +97,7 @@ def seek(clip: vs.VideoNode, rng: random.Random, frames: int) -> list[bytes]:
             for f in (clip.get_frame(n) for n in picked)]
 
 
+@pytest.mark.slow
 def test_twenty_evaluations_share_models_and_free_everything(lite_weights, script, tracked):
     engines, loads = tracked
     rng = random.Random(5)

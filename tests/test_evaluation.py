@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from vsremaster.evaluation import metrics, protocol, suites
+from vsremaster.frames.source import processing_size
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 0.125
@@ -91,11 +92,13 @@ def test_ciede2000_vectorised_and_channel_dim():
 
 # --------------------------------------------------------------------------- protocol
 
-def test_processing_size_rounds_down_to_16():
-    assert protocol.processing_size(272, 640, 320) == (320, 752)
-    assert protocol.processing_size(144, 176, 320) == (320, 384)
-    h, w = protocol.processing_size(1080, 1920, 320)
+def test_model_size_is_the_filters_processing_size_rounded_down_to_16():
+    frames = lambda h, w: np.zeros((1, h, w, 3), np.uint8)      # noqa: E731
+    assert protocol.model_size(frames(272, 640), 320) == (320, 752)
+    assert protocol.model_size(frames(144, 176), 320) == (320, 384)
+    h, w = protocol.model_size(frames(1080, 1920), 320)
     assert (h, w) == (320, 560) and h % 16 == 0 and w % 16 == 0
+    assert processing_size(1920, 1080, 320) == (560, 320)     # the filter's: (width, height)
 
 
 def test_reference_canvas_short_edge_and_centring():
@@ -232,6 +235,7 @@ def test_suite_cases_and_run():
 
 # --------------------------------------------------------------------------- command
 
+@pytest.mark.slow
 def test_evaluate_command_prints_table_and_json(tmp_path):
     from vsremaster.model.checkpoint import save_checkpoint
     model_r, model_c = _models(1)
@@ -309,7 +313,7 @@ def test_evaluate_frames_scores_block5_and_naive_without_the_filter():
     res = protocol.evaluate_frames(frames, model_r, model_c, cfg)
     assert set(res["temporal"]) == {"truth", "block5", "naive"} and "ours_psnr_l" not in res
     # the clip's own metrics: those of the ground truth at processing size
-    size = protocol.processing_size(48, 64, 32)
+    size = protocol.model_size(frames, 32)
     rgb = protocol.to_tensor(frames, size)
     assert res["temporal"]["truth"] == temporal.temporal_metrics(rgb.numpy())
     assert math.isfinite(res["naive_psnr_ab"])
@@ -343,7 +347,7 @@ def test_no_refs_leaves_the_references_out_of_the_filter_runs_too(tmp_path):
 
 
 def test_pan_seam_scores_the_scene_and_every_output(tmp_path):
-    from vsremaster.evaluation.consistency import pan_seam
+    from vsremaster.evaluation.seams import pan_seam
     from vsremaster.model.checkpoint import save_checkpoint
     model_r, model_c = _models(3)
     weights = save_checkpoint(tmp_path / "tiny.safetensors", model_r.state_dict(),
@@ -360,7 +364,7 @@ def test_pan_seam_scores_the_scene_and_every_output(tmp_path):
 
 
 def test_film_seam_follows_the_filters_scenes(tmp_path):
-    from vsremaster.evaluation.consistency import film_seam
+    from vsremaster.evaluation.seams import film_seam
     from vsremaster.model.checkpoint import save_checkpoint
     model_r, model_c = _models(4)
     weights = save_checkpoint(tmp_path / "tiny.safetensors", model_r.state_dict(),

@@ -7,7 +7,7 @@ import vapoursynth as vs
 
 import vsremaster
 from clips import from_arrays, moving_pattern, planes, scene_props
-from conftest import ROOT, seeded_state_dicts
+from conftest import ROOT
 from vsremaster.references import fallback
 from vsremaster.remaster import build
 
@@ -18,12 +18,11 @@ BUNDLED = ROOT / "models" / "vsremaster-lite.safetensors"
 
 
 @pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory):
-    """Seeded lite weights, unmarked and marked `without_refs=grey`."""
+def flagged_weights(tmp_path_factory, lite_dicts):
+    """Seeded lite weights: unmarked, and marked `without_refs=grey` or `colour`."""
     from vsremaster.model.checkpoint import save_checkpoint
     folder = tmp_path_factory.mktemp("fallback")
-    state = seeded_state_dicts(0.25)
-    return {flag: save_checkpoint(folder / f"{flag}.safetensors", *state, name=f"lite-{flag}",
+    return {flag: save_checkpoint(folder / f"{flag}.safetensors", *lite_dicts, name=f"lite-{flag}",
                                   width="0.25", **({"without_refs": flag} if flag != "none" else {}))
             for flag in ("none", "grey", "colour")}
 
@@ -65,21 +64,21 @@ def test_bundled_model_keeps_reference_less_frames_grey_and_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("flag,grey_out", [("none", False), ("colour", False), ("grey", True)])
-def test_weights_metadata_decides(lite_weights, flag, grey_out):
+def test_weights_metadata_decides(flagged_weights, flag, grey_out):
     clip = from_arrays(moving_pattern(4, H, W, seed=6), vs.YUV420P8)
-    f = vsremaster.Remaster(clip, weights=lite_weights[flag], **SMALL).get_frame(2)
+    f = vsremaster.Remaster(clip, weights=flagged_weights[flag], **SMALL).get_frame(2)
     assert (chroma_spread(f) == 0) == grey_out
     assert (fallback.NOTE_PROP in f.props) == grey_out
 
 
-def test_only_the_scenes_without_a_reference_stay_grey(lite_weights):
+def test_only_the_scenes_without_a_reference_stay_grey(flagged_weights):
     """A synchronised refs clip whose frame at the second scene's start is blank."""
     grey = moving_pattern(12, H, W, seed=7)
     clip = from_arrays(grey, vs.GRAY8, per_frame_props=scene_props([6]))
     colours = np.zeros((12, 3, 32, 40), np.float32)
     colours[0, 0], colours[0, 2] = 0.9, 0.2           # frame 0: a red reference; frame 6 blank
     refs = from_arrays(colours, vs.RGB24)
-    pipe = build(clip, refs=refs, weights=lite_weights["grey"], **SMALL)
+    pipe = build(clip, refs=refs, weights=flagged_weights["grey"], **SMALL)
     assert pipe.ref_sets() == [(0,), ()]
     second = pipe.clip.get_frame(8)
     assert chroma_spread(second) == 0 and fallback.NOTE_PROP in second.props
@@ -89,7 +88,8 @@ def test_only_the_scenes_without_a_reference_stay_grey(lite_weights):
     assert pipe.engine.grey_stream.lag == 13 and pipe.engine.runs["refs"] == 1
 
 
-def test_restoration_only_has_no_note(lite_weights):
+def test_restoration_only_has_no_note(flagged_weights):
     clip = from_arrays(moving_pattern(4, H, W, seed=8), vs.GRAY8)
-    f = vsremaster.Remaster(clip, weights=lite_weights["grey"], colorize=False, **SMALL).get_frame(0)
+    f = vsremaster.Remaster(clip, weights=flagged_weights["grey"], colorize=False,
+                            **SMALL).get_frame(0)
     assert fallback.NOTE_PROP not in f.props

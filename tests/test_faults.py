@@ -15,10 +15,10 @@ SMALL = dict(mindim=48, device_index=-1)
 
 
 @pytest.fixture
-def own_weights(lite_seeded_weights, tmp_path):
+def own_weights(lite_weights, tmp_path):
     # a file of its own, so the injected failures stay in this test's model instance
     path = tmp_path / "own.safetensors"
-    shutil.copy(lite_seeded_weights, path)
+    shutil.copy(lite_weights, path)
     return path
 
 
@@ -35,14 +35,15 @@ def fail_above(monkeypatch, obj, name, frames, calls, error=None):
     monkeypatch.setattr(obj, name, limited)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error", [torch.OutOfMemoryError("injected: CUDA out of memory"),
                                    RuntimeError("[enforce fail at alloc_cpu.cpp:117] "
                                                 "DefaultCPUAllocator: can't allocate memory")])
 def test_out_of_memory_halves_the_steps_and_keeps_the_bits(monkeypatch, own_weights,
-                                                            lite_seeded_weights, error):
+                                                            lite_weights, error):
     grey = moving_pattern(40, 48, 64, seed=4)
     clip = from_arrays(grey, vs.GRAY8)
-    reference = [frame_bytes(build(clip, weights=lite_seeded_weights, chunk=40, **SMALL).clip, n)
+    reference = [frame_bytes(build(clip, weights=lite_weights, chunk=40, **SMALL).clip, n)
                  for n in range(40)]
     pipe = build(clip, weights=own_weights, chunk=40, **SMALL)
     pipe.engine.step = 16

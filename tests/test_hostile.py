@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import struct
 import threading
 import zipfile
@@ -23,7 +22,6 @@ import vapoursynth as vs
 
 import vsremaster
 from clips import from_arrays, moving_pattern
-from conftest import golden_state_dicts
 from vsremaster import limits
 from vsremaster.files import FileMissing, FileRefused, check_regular_file, open_regular
 from vsremaster.limits import is_out_of_memory
@@ -122,16 +120,6 @@ def test_is_out_of_memory_recognises_host_and_device_failures():
 
 
 # -- weights: crafted safetensors headers ---------------------------------------------------
-
-@pytest.fixture(scope="module")
-def lite_dicts() -> tuple[dict, dict]:
-    return golden_state_dicts(0.25)
-
-
-@pytest.fixture
-def lite(lite_dicts) -> tuple[dict, dict]:
-    return tuple(dict(d) for d in lite_dicts)
-
 
 def header_of(path: Path) -> tuple[dict, bytes]:
     data = path.read_bytes()
@@ -363,12 +351,6 @@ H, W = 48, 64
 SMALL = dict(mindim=48, ref_mindim=32, device_index=-1)
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory, lite_dicts) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("w") / "lite.safetensors", *lite_dicts,
-                           name="lite", width="0.25")
-
-
 @pytest.fixture
 def quiet(tmp_path, monkeypatch):
     """An empty working directory and temp directory that must stay empty (nothing is
@@ -382,14 +364,33 @@ def quiet(tmp_path, monkeypatch):
     assert list(work.iterdir()) == [] and list(temp.iterdir()) == []
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS, VmHWM), in MB."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
+
+
+def reset_peak_mb() -> float | None:
+    """Reset this process's peak resident memory (VmHWM) to its current RSS and return
+    it, in MB; None where the kernel cannot (Linux 4.0+ can: "5" to clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return status_mb("VmHWM")
+
+
+PEAK_RESETS = reset_peak_mb() is not None
 
 
 def rejects(call, *fragments, grows_mb: float = 300) -> str:
     """call() raises vs.Error("Remaster: ...") with every fragment, in seconds, without
-    the process's peak memory growing by more than `grows_mb`."""
-    before = peak_mb()
+    the process's resident memory peaking more than `grows_mb` above what it was before.
+
+    The peak is the call's own: it is reset to the current RSS first (where the kernel
+    can), so a higher peak of an earlier test does not hide this one's."""
+    before = reset_peak_mb()
     with pytest.raises(vs.Error) as info:
         finishes(call)
     message = str(info.value)
@@ -398,7 +399,9 @@ def rejects(call, *fragments, grows_mb: float = 300) -> str:
     assert message.startswith("Remaster: "), message
     for fragment in fragments:
         assert fragment in message, (fragment, message)
-    assert peak_mb() - before < grows_mb, f"peak memory grew {peak_mb() - before:.0f} MB"
+    if before is not None:
+        grew = status_mb("VmHWM") - before
+        assert grew < grows_mb, f"peak memory grew {grew:.0f} MB"
     return message
 
 
@@ -408,6 +411,21 @@ def grey(n: int = 6, fmt=vs.GRAY8, **kw) -> vs.VideoNode:
 
 def remaster(clip, weights, **kw):
     return lambda: vsremaster.Remaster(clip, weights=weights, **{**SMALL, **kw})
+
+
+@pytest.mark.skipif(not PEAK_RESETS, reason="the kernel cannot reset the peak RSS "
+                    "(/proc/self/clear_refs, Linux 4.0+): rejects() checks no memory")
+def test_the_memory_check_catches_a_blow_up(lite_weights):
+    """`rejects` fails a call that peaks 400 MB above its start, even after the process
+    peaked higher before (as earlier tests make it)."""
+    np.ones(600 << 20, np.uint8).sum()             # an earlier, higher peak, given back
+
+    def blow_up():
+        hog = np.ones(400 << 20, np.uint8)          # touched: resident
+        raise vs.Error(f"Remaster: refused after taking {hog.nbytes >> 20} MB")
+    with pytest.raises(AssertionError, match=r"peak memory grew [4-9]\d\d MB"):
+        rejects(blow_up, "refused")
+    rejects(remaster(grey(), lite_weights, mindim=4320), "mindim 4320")     # a real one passes
 
 
 def with_props(clip: vs.VideoNode, frames=None, **props) -> vs.VideoNode:
@@ -440,15 +458,15 @@ def png_header(path: Path, width: int, height: int, bits: int = 16, colour: int 
 
 # -- reference images ---------------------------------------------------------------------------
 
-def test_png_header_claiming_20000x20000_at_16_bit(weights, quiet, tmp_path):
+def test_png_header_claiming_20000x20000_at_16_bit(lite_weights, quiet, tmp_path):
     huge = png_header(tmp_path / "ref_000000.png", 20000, 20000)
-    rejects(remaster(grey(), weights, refs=[huge]), "refs image", "ref_000000.png",
+    rejects(remaster(grey(), lite_weights, refs=[huge]), "refs image", "ref_000000.png",
             "is 20000x20000 (400.0 megapixels)", "allowed: at most 50 megapixels")
 
 
-def test_header_within_pixels_but_too_many_decoded_bytes(weights, quiet, tmp_path):
+def test_header_within_pixels_but_too_many_decoded_bytes(lite_weights, quiet, tmp_path):
     deep = png_header(tmp_path / "deep.png", 8000, 6000, bits=16, colour=6)
-    rejects(remaster(grey(), weights, refs=[deep]), "deep.png",
+    rejects(remaster(grey(), lite_weights, refs=[deep]), "deep.png",
             "(8000x6000 PNG, 4x16 bit) decodes to 384.0 MB", "at most 320.0 MB decoded")
 
 
@@ -481,9 +499,9 @@ def _webp_header(path: Path, width: int, height: int) -> Path:
 
 @pytest.mark.parametrize("write,name", [(_jpeg_header, "a.jpg"), (_bmp_header, "a.bmp"),
                                         (_tiff_header, "a.tif"), (_webp_header, "a.webp")])
-def test_other_formats_claiming_huge_sizes(weights, quiet, tmp_path, write, name):
+def test_other_formats_claiming_huge_sizes(lite_weights, quiet, tmp_path, write, name):
     path = write(tmp_path / name, 60000, 30000)
-    rejects(remaster(grey(), weights, refs=[path]), name, "is 60000x30000 (1800.0 megapixels)")
+    rejects(remaster(grey(), lite_weights, refs=[path]), name, "is 60000x30000 (1800.0 megapixels)")
     # the same writers at a small size give headers the probe reads as they are
     from vsremaster.references.imageinfo import probe
     with open(write(tmp_path / ("small-" + name), 64, 48), "rb") as f:
@@ -491,91 +509,92 @@ def test_other_formats_claiming_huge_sizes(weights, quiet, tmp_path, write, name
     assert (info.width, info.height) == (64, 48)
 
 
-def test_extreme_aspect_reference(weights, quiet, tmp_path):
+def test_extreme_aspect_reference(lite_weights, quiet, tmp_path):
     strip = png_header(tmp_path / "strip.png", 100000, 1, bits=8, colour=2)
-    rejects(remaster(grey(), weights, refs=[strip]), "strip.png",
+    rejects(remaster(grey(), lite_weights, refs=[strip]), "strip.png",
             "is 100000x1 (aspect 100000.0:1)", "allowed: an aspect of at most 8:1")
     # a real, decodable image just past the limit: refused from its header as well
     wide = png(tmp_path / "wide.png", h=10, w=90)
-    rejects(remaster(grey(), weights, refs=[wide]), "wide.png", "aspect 9.0:1")
+    rejects(remaster(grey(), lite_weights, refs=[wide]), "wide.png", "aspect 9.0:1")
 
 
-def test_truncated_image_header(weights, quiet, tmp_path):
+def test_truncated_image_header(lite_weights, quiet, tmp_path):
     cut = tmp_path / "cut.png"
     cut.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0")
-    rejects(remaster(grey(), weights, refs=[cut]), "cut.png", "is not a readable image",
+    rejects(remaster(grey(), lite_weights, refs=[cut]), "cut.png", "is not a readable image",
             "cut short")
 
 
-def test_sparse_reference_file(weights, quiet, tmp_path):
+def test_sparse_reference_file(lite_weights, quiet, tmp_path):
     sparse = tmp_path / "ref_000000.png"
     with open(sparse, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n")
         f.truncate(20 * 10**9)
-    rejects(remaster(grey(), weights, refs=[sparse]), "ref_000000.png", "is 20.0 GB",
+    rejects(remaster(grey(), lite_weights, refs=[sparse]), "ref_000000.png", "is 20.0 GB",
             "320.0 MB allowed for a reference image")
 
 
 @needs_fifo
-def test_fifo_as_reference(weights, quiet, tmp_path):
+def test_fifo_as_reference(lite_weights, quiet, tmp_path):
     folder = tmp_path / "refs"
     folder.mkdir()
     png(folder / "ref_000000.png")
     pipe = fifo(folder / "ref_000004.png")
     try:
-        rejects(remaster(grey(), weights, refs=[pipe]), "ref_000004.png",
+        rejects(remaster(grey(), lite_weights, refs=[pipe]), "ref_000004.png",
                 "is a FIFO (named pipe), not a regular file")
-        rejects(remaster(grey(), weights, refs=folder), "refs directory",
+        rejects(remaster(grey(), lite_weights, refs=folder), "refs directory",
                 "holds 'ref_000004.png', a FIFO (named pipe); allowed: only image files")
-        rejects(remaster(grey(), weights, refs=str(pipe)), "refs",
+        rejects(remaster(grey(), lite_weights, refs=str(pipe)), "refs",
                 "is a FIFO (named pipe), not a directory")
     finally:
         release(pipe)
 
 
-def test_device_as_reference(weights, quiet):
-    rejects(remaster(grey(), weights, refs=["/dev/zero"]), "refs image '/dev/zero'",
+def test_device_as_reference(lite_weights, quiet):
+    rejects(remaster(grey(), lite_weights, refs=["/dev/zero"]), "refs image '/dev/zero'",
             "is a character device")
 
 
-def test_dangling_link_in_refs_directory(weights, quiet, tmp_path):
+def test_dangling_link_in_refs_directory(lite_weights, quiet, tmp_path):
     folder = tmp_path / "refs"
     folder.mkdir()
     png(folder / "ref_000000.png")
     (folder / "ref_000009.png").symlink_to(tmp_path / "gone.png")
-    rejects(remaster(grey(), weights, refs=folder), "'ref_000009.png', a link to nothing")
+    rejects(remaster(grey(), lite_weights, refs=folder), "'ref_000009.png', a link to nothing")
 
 
-def test_too_many_references(weights, quiet, tmp_path):
+def test_too_many_references(lite_weights, quiet, tmp_path):
     one = png(tmp_path / "one.png")
     n = limits.MAX_BANK_REFS + 1
-    rejects(remaster(grey(), weights, refs=[one] * n), f"refs names {n} references",
+    rejects(remaster(grey(), lite_weights, refs=[one] * n), f"refs names {n} references",
             f"allowed: at most {limits.MAX_BANK_REFS} in a bank")
     folder = tmp_path / "many"
     folder.mkdir()
     data = one.read_bytes()
     for i in range(n):
         (folder / f"ref_{i:06d}.png").write_bytes(data)
-    rejects(remaster(grey(), weights, refs=folder), "holds more than 1000 files")
+    rejects(remaster(grey(), lite_weights, refs=folder), "holds more than 1000 files")
     bank = core.std.BlankClip(format=vs.RGB24, width=32, height=32, length=n)
-    rejects(remaster(grey(), weights, refs=bank), f"refs clip (a bank", f"has {n} references")
+    rejects(remaster(grey(), lite_weights, refs=bank), f"refs clip (a bank", f"has {n} references")
 
 
-def test_total_reference_bytes(weights, quiet, tmp_path, monkeypatch):
+def test_total_reference_bytes(lite_weights, quiet, tmp_path, monkeypatch):
     paths = [png(tmp_path / f"r{i}.png", h=40, w=56) for i in range(4)]
     monkeypatch.setattr(limits, "MAX_BANK_BYTES", 3 * 40 * 56 * 3)    # three fit, four do not
-    rejects(remaster(grey(), weights, refs=paths), "refs (4 images) take 26.9 kB",
+    rejects(remaster(grey(), lite_weights, refs=paths), "refs (4 images) take 26.9 kB",
             "allowed: at most 20.2 kB")
 
 
-def test_reference_clip_of_extreme_size(weights, quiet):
+def test_reference_clip_of_extreme_size(lite_weights, quiet):
     strip = core.std.BlankClip(format=vs.RGB24, width=4000, height=16, length=2)
-    rejects(remaster(grey(), weights, refs=strip), "refs clip is 4000x16 (aspect 250.0:1)")
+    rejects(remaster(grey(), lite_weights, refs=strip), "refs clip is 4000x16 (aspect 250.0:1)")
     mixed = core.std.Splice([core.std.BlankClip(format=vs.RGB24, width=64, height=48, length=1,
                                                 color=[200, 10, 10]),
                              core.std.BlankClip(format=vs.RGB24, width=640, height=16,
                                                 length=1)], mismatch=True)
-    rejects(remaster(grey(), weights, refs=mixed), "refs clip frame 1 is 640x16 (aspect 40.0:1)")
+    rejects(remaster(grey(), lite_weights, refs=mixed),
+            "refs clip frame 1 is 640x16 (aspect 40.0:1)")
 
 
 # -- frame props --------------------------------------------------------------------------------
@@ -588,14 +607,14 @@ def bank_with_anchor(value) -> vs.VideoNode:
 @pytest.mark.parametrize("value,fragment", [
     ("3", "is a str ('3')"), (b"3", "is a bytes (b'3')"), (math.nan, "is a float (nan)"),
     (3.0, "is a float (3.0)"), ([1, 2], "is an array of 2 values"), (-4, "is -4")])
-def test_anchor_prop_of_a_wrong_type(weights, quiet, value, fragment):
-    rejects(remaster(grey(), weights, refs=bank_with_anchor(value)),
+def test_anchor_prop_of_a_wrong_type(lite_weights, quiet, value, fragment):
+    rejects(remaster(grey(), lite_weights, refs=bank_with_anchor(value)),
             "refs clip frame 1: _RemasterAnchor", fragment, "allowed:")
 
 
-def test_anchor_prop_that_is_fine(weights):
+def test_anchor_prop_that_is_fine(lite_weights):
     from vsremaster.remaster import build
-    pipe = build(grey(), refs=bank_with_anchor(4), weights=weights, **SMALL)
+    pipe = build(grey(), refs=bank_with_anchor(4), weights=lite_weights, **SMALL)
     assert pipe.bank.anchors == [None, 4]
 
 
@@ -614,28 +633,28 @@ def test_anchor_prop_that_is_fine(weights):
     (vs.GRAY8, "_Transfer", 99, "_Transfer is 99; allowed: one of 1-2, 4-18 (ITU-T H.273)"),
     (vs.YUV420P8, "_Primaries", 3, "_Primaries is 3; allowed: one of 1-2, 4-12, 22"),
 ])
-def test_colour_props_of_frame_0(weights, quiet, fmt, key, value, fragment):
+def test_colour_props_of_frame_0(lite_weights, quiet, fmt, key, value, fragment):
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)       # _ColorRange
         clip = with_props(grey(fmt=fmt), **{key: value})
         # frame 0 is checked when the script runs: a plain error at creation, no traceback
         with pytest.raises(vs.Error) as info:
-            finishes(remaster(clip, weights))
+            finishes(remaster(clip, lite_weights))
         assert str(info.value).startswith("Remaster: clip frame 0: "), str(info.value)
         assert fragment in str(info.value)
 
 
-def test_matrix_of_a_grey_clip_is_not_read(weights):
+def test_matrix_of_a_grey_clip_is_not_read(lite_weights):
     """Documented: GRAY has no matrix; whatever _Matrix says is kept, never read."""
     clip = with_props(grey(), _Matrix="abc")
-    out = vsremaster.Remaster(clip, weights=weights, **SMALL)
+    out = vsremaster.Remaster(clip, weights=lite_weights, **SMALL)
     assert out.get_frame(1).props["_Matrix"] == 1      # GRAY in gives BT.709 YUV out
 
 
-def test_bad_range_on_a_later_frame_fails_the_scan_with_a_frame_number(weights, quiet):
+def test_bad_range_on_a_later_frame_fails_the_scan_with_a_frame_number(lite_weights, quiet):
     clip = with_props(grey(), frames={3}, _Range=5)
-    rejects(lambda: remaster(clip, weights)().get_frame(0), "Remaster: clip frame 3: could "
+    rejects(lambda: remaster(clip, lite_weights)().get_frame(0), "Remaster: clip frame 3: could "
             "not be read while scanning for scenes", "_Range")
 
 
@@ -645,21 +664,21 @@ def test_bad_range_on_a_later_frame_fails_the_scan_with_a_frame_number(weights, 
     (0.5, "is the float 0.5"),
     ([1, 0], "_SceneChangePrev is an array of 2 values"),
     (b"\x01", "is a bytes")])
-def test_scene_change_props_of_a_wrong_type(weights, quiet, value, fragment):
+def test_scene_change_props_of_a_wrong_type(lite_weights, quiet, value, fragment):
     clip = with_props(grey(), frames={2}, _SceneChangePrev=value)
-    rejects(lambda: remaster(clip, weights)().get_frame(0), "Remaster: clip frame 2: ",
+    rejects(lambda: remaster(clip, lite_weights)().get_frame(0), "Remaster: clip frame 2: ",
             fragment)
 
 
-def test_scene_change_as_float_one_is_a_cut(weights):
+def test_scene_change_as_float_one_is_a_cut(lite_weights):
     from vsremaster.remaster import build
     # scene-change filters mark every frame; frame 0 says the props are there
     clip = with_props(with_props(grey(), frames={2}, _SceneChangePrev=1.0), frames={0},
                       _SceneChangePrev=0.0)
-    assert build(clip, weights=weights, **SMALL).scene_starts() == [0, 2]
+    assert build(clip, weights=lite_weights, **SMALL).scene_starts() == [0, 2]
 
 
-def test_source_frame_failing_during_the_scan(weights, quiet):
+def test_source_frame_failing_during_the_scan(lite_weights, quiet):
     clip = grey()
 
     def boom(n, f):
@@ -667,32 +686,32 @@ def test_source_frame_failing_during_the_scan(weights, quiet):
             raise ValueError("the decoder lost its place")
         return f
     broken = core.std.ModifyFrame(clip, clip, boom)
-    rejects(lambda: remaster(broken, weights)().get_frame(0), "Remaster: clip frame 4: could "
+    rejects(lambda: remaster(broken, lite_weights)().get_frame(0), "Remaster: clip frame 4: could "
             "not be read while scanning for scenes", "the decoder lost its place")
 
 
 # -- arguments that size the work ---------------------------------------------------------------
 
-def test_mindim_per_device(weights, quiet):
-    rejects(remaster(grey(), weights, mindim=limits.MAX_MINDIM["cpu"] + 16),
+def test_mindim_per_device(lite_weights, quiet):
+    rejects(remaster(grey(), lite_weights, mindim=limits.MAX_MINDIM["cpu"] + 16),
             f"Remaster: mindim {limits.MAX_MINDIM['cpu'] + 16} is too large for the CPU",
             f"allowed: at most {limits.MAX_MINDIM['cpu']} there")
-    rejects(remaster(grey(), weights, mindim=4320), "mindim 4320 is too large for the CPU")
-    rejects(remaster(grey(), weights, ref_mindim=limits.MAX_REF_MINDIM["cpu"] + 16),
+    rejects(remaster(grey(), lite_weights, mindim=4320), "mindim 4320 is too large for the CPU")
+    rejects(remaster(grey(), lite_weights, ref_mindim=limits.MAX_REF_MINDIM["cpu"] + 16),
             "Remaster: ref_mindim", "too large for the CPU")
 
 
-def test_extreme_aspect_clip(weights, quiet):
+def test_extreme_aspect_clip(lite_weights, quiet):
     strip = core.std.BlankClip(format=vs.GRAY8, width=1000, height=16, length=2)
-    rejects(remaster(strip, weights), "Remaster: clip is 1000x16 (aspect 62.5:1)",
+    rejects(remaster(strip, lite_weights), "Remaster: clip is 1000x16 (aspect 62.5:1)",
             "allowed: an aspect of at most 8:1")
 
 
-def test_reference_canvas_limit(weights, quiet, tmp_path):
+def test_reference_canvas_limit(lite_weights, quiet, tmp_path):
     # no number ends the names: unanchored, so all 64 can join one scene's set
     wide = [png(tmp_path / f"wide{i}_ref.png", h=16, w=128) for i in range(64)]
     # a scene's set is chosen when the scene is first needed: its first frame fails
-    rejects(lambda: remaster(grey(), weights, refs=wide, max_refs=64, ref_mindim=512)()
+    rejects(lambda: remaster(grey(), lite_weights, refs=wide, max_refs=64, ref_mindim=512)()
             .get_frame(0),
             "Remaster: frame 0: ref_mindim 512 makes scene 0's 64 references a 64x4096x512 "
             "canvas", "(134.2 megapixels)", "at most 16 megapixels per scene")

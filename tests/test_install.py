@@ -107,6 +107,7 @@ def test_installed_copy_finds_its_bundled_model_and_renders(installed, tmp_path)
     assert report["model"] == "vsremaster-lite-step2500" and report["format"] == "YUV444P8"
 
 
+@pytest.mark.slow
 def test_console_script_is_python_m_vsremaster(installed, tmp_path):
     script = installed / "bin" / "vsremaster"
     assert script.is_file()

@@ -34,15 +34,6 @@ needs_ffmpeg = pytest.mark.skipif(subprocess.run(["which", "ffmpeg"], capture_ou
                                   .returncode != 0, reason="needs ffmpeg (Debian package)")
 
 
-@pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory) -> Path:
-    """The seeded weights at a quarter of the channel width: the same code, 16x faster."""
-    from conftest import seeded_state_dicts
-    from vsremaster.model.checkpoint import save_checkpoint
-    path = tmp_path_factory.mktemp("lite") / "seeded-lite.safetensors"
-    return save_checkpoint(path, *seeded_state_dicts(0.25), name="seeded-lite", width="0.25")
-
-
 def lavfi(path: Path, *sources: tuple[str, float], size: str) -> Path:
     """A grey video file of (lavfi source, seconds) one after the other (a cut between each)."""
     args = ["ffmpeg", "-v", "error", "-y"]
@@ -74,6 +65,7 @@ THREADED = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 def test_vspipe_one_and_four_threads_give_identical_bytes(tmp_path, lite_weights):
     video = lavfi(tmp_path / "short.mkv", ("testsrc", 1), ("mandelbrot", 1), size="128x96")
@@ -102,6 +94,7 @@ def rss() -> int:
         return int(f.read().split()[1]) * 4096
 
 
+@pytest.mark.slow
 def test_long_render_keeps_caches_bounded(lite_weights):
     n = 320
     grey = moving_pattern(n, 32, 48, seed=12)
@@ -146,6 +139,7 @@ RENDER_1080P = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_1080p_render_keeps_host_memory_small(lite_weights):
     """Full-size frames are finished by VapourSynth filters frame by frame, never held as
     float32 on the host: peak RSS of a 200-frame 1080p render stays within issue 13's bound."""
@@ -175,6 +169,7 @@ LONG_RENDER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_long_render_peak_memory_stays_flat(lite_weights):
     """Peak RSS at the end of a render within 10 % of its value at a tenth (issue 14): what
     the engine frees goes back to the system (scenes of 30 frames: the tenth has seen every
@@ -194,6 +189,7 @@ def real_vspipe() -> Path:
     return Path(vs.__file__).with_name("vspipe")
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 @pytest.mark.parametrize("how", ["ctrl-c", "binary"])
 def test_sigint_stops_vspipe_and_leaves_no_files_of_ours(tmp_path, lite_weights, how):

@@ -14,6 +14,7 @@ def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(1, 1, 5, 64, 96, generator=g), torch.rand(1, 2, 3, 64, 64, generator=g)
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("name,cls", [("modelR", NetworkR), ("modelC", NetworkC)])
 def test_state_dict_layout_matches_release(golden_layout, name, cls):
     got = [[k, list(v.shape), str(v.dtype).removeprefix("torch.")]
@@ -21,6 +22,7 @@ def test_state_dict_layout_matches_release(golden_layout, name, cls):
     assert got == golden_layout[name]
 
 
+@pytest.mark.shared
 def test_restoration_matches_golden(golden_models, golden_case):
     model_r, _ = golden_models
     with torch.no_grad():
@@ -28,6 +30,7 @@ def test_restoration_matches_golden(golden_models, golden_case):
     assert (out - golden_case["restored_l"]).abs().max() < TOL
 
 
+@pytest.mark.shared
 def test_colorization_without_refs_matches_golden(golden_models, golden_case):
     _, model_c = golden_models
     with torch.no_grad():
@@ -35,6 +38,7 @@ def test_colorization_without_refs_matches_golden(golden_models, golden_case):
     assert (out - golden_case["ab_norefs"]).abs().max() < TOL
 
 
+@pytest.mark.shared
 def test_colorization_with_refs_matches_golden(golden_models, golden_case):
     _, model_c = golden_models
     with torch.no_grad():

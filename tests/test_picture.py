@@ -33,13 +33,14 @@ def bundled() -> Path:
 
 
 @pytest.fixture(scope="module")
-def film() -> vs.VideoNode:
+def excerpt() -> vs.VideoNode:
+    """The project's own excerpt (samples/film/), decoded as a user's video is."""
     return core.bs.VideoSource(str(FILM))
 
 
 @pytest.fixture(scope="module")
-def picks(film) -> vs.VideoNode:
-    return core.std.Splice([film[n] for n in PICKS])
+def picks(excerpt) -> vs.VideoNode:
+    return core.std.Splice([excerpt[n] for n in PICKS])
 
 
 def levels(clip: vs.VideoNode, n: int, plane: int = 0) -> np.ndarray:
@@ -156,11 +157,13 @@ def test_the_cpu_and_device_finishes_agree(picks, bundled, tone, variant):
         assert all(g[k] == d[k] for k in ("_Matrix", "_Transfer", "_Primaries", "_Range"))
 
 
-def test_restoration_moves_the_film_brightness_by_a_few_levels(film, bundled):
+@pytest.mark.slow
+def test_restoration_moves_the_film_brightness_by_a_few_levels(excerpt, bundled):
     """The whole excerpt restored (the bundled model): the restoration's own change is all
     that moves the brightness (measured +4.8 levels on average, -2.2 to +6.7 per frame)."""
-    out = vsremaster.Remaster(film, weights=bundled, mindim=128, device_index=-1)
-    shift = [levels(out, n).mean() - levels(film, n).mean() for n in range(film.num_frames)]
+    out = vsremaster.Remaster(excerpt, weights=bundled, mindim=128, device_index=-1)
+    shift = [levels(out, n).mean() - levels(excerpt, n).mean()
+             for n in range(excerpt.num_frames)]
     assert abs(np.mean(shift)) <= 6 and np.abs(shift).max() <= 8, shift
 
 

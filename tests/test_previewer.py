@@ -1,8 +1,8 @@
 """A real previewer shows the filter's frames: vsview under Xvfb, seeking across a scene cut.
 
 Runs benchmarks/previewer.py (vsview 0.14.0 in `.venv-preview`, on a virtual X
-screen) on a tiny clip with a cut at frame 10 and the golden weights at a quarter
-width. Skipped where that venv or the system packages are missing
+screen) on a tiny clip with a cut at frame 10 and the seeded weights at a quarter
+width (conftest's `lite_weights`). Skipped where that venv or the system packages are missing
 (`python3 benchmarks/previewer.py --setup-only` sets up the venv and lists them).
 """
 from __future__ import annotations
@@ -71,14 +71,6 @@ def _skip_reason() -> str | None:
 pytestmark = pytest.mark.skipif(bool(reason := _skip_reason()), reason=reason or "")
 
 
-@pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory) -> Path:
-    from conftest import golden_state_dicts
-    from vsremaster.model.checkpoint import save_checkpoint
-    path = tmp_path_factory.mktemp("lite") / "golden-lite.safetensors"
-    return save_checkpoint(path, *golden_state_dicts(0.25), name="golden-lite", width="0.25")
-
-
 def _refs(folder: Path) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(5)
@@ -88,6 +80,7 @@ def _refs(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_vsview_seeks_across_a_cut_and_shows_the_frames(tmp_path, lite_weights):
     script = tmp_path / "cut.vpy"
     script.write_text(SCRIPT.format(tests=str(TESTS), cut=CUT))
@@ -101,7 +94,7 @@ def test_vsview_seeks_across_a_cut_and_shows_the_frames(tmp_path, lite_weights):
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert [s["frame"] for s in result["seeks"]] == FRAMES
-    assert [s["scene"] for s in result["seeks"]] == [0, 1, 1]
+    assert [s["scene"] for s in result["seeks"]] == [0, CUT, CUT]     # its first frame
     assert result["spans_cut"] and not result["missing_props"]
     assert all(0 < s["shown_s"] <= s["saved_s"] for s in result["seeks"])
 

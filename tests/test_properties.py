@@ -30,15 +30,6 @@ FAST = settings(max_examples=int(os.environ.get("VSREMASTER_EXAMPLES", 8)), dead
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory) -> Path:
-    """The seeded weights at a quarter of the channel width: the same code, 16x faster."""
-    from conftest import seeded_state_dicts
-    from vsremaster.model.checkpoint import save_checkpoint
-    path = tmp_path_factory.mktemp("lite") / "seeded-lite.safetensors"
-    return save_checkpoint(path, *seeded_state_dicts(0.25), name="seeded-lite", width="0.25")
-
-
 @st.composite
 def clips(draw, min_scenes: int = 1):
     """(format, width, height, frames, scene starts) of a random source."""
@@ -133,6 +124,7 @@ def test_output_size_and_format(lite_weights, data):
         assert all(np.isfinite(p.astype(np.float32)).all() for p in planes(f))
 
 
+@pytest.mark.slow
 @FAST
 @given(data=st.data())
 def test_same_frame_same_bytes_whatever_the_order(lite_weights, data):
@@ -151,6 +143,7 @@ def test_same_frame_same_bytes_whatever_the_order(lite_weights, data):
         assert {k: frame_bytes(other, k) for k in reversed(order)} == first
 
 
+@pytest.mark.slow
 @FAST
 @given(data=st.data())
 def test_scene_isolation(lite_weights, data):

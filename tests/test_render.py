@@ -192,6 +192,7 @@ def test_y4m_header_is_vspipes(tmp_path):
 
 # --------------------------------------------------------------------------- rendering
 
+@pytest.mark.slow
 def test_killed_render_resumes_only_unfinished_segments(film, tiny, tmp_path):
     script, reference = film
     out = tmp_path / "film.y4m"
@@ -389,6 +390,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_cluster_render_equals_one_vspipe_render(film, tiny, tmp_path, local_ray):
     script, reference = film
     out = render(script, tmp_path / "ray.mkv", cluster="auto", segment_frames=24,

@@ -1,6 +1,6 @@
 """Lazy scene bounds (SceneIndex) against the whole-clip scan, and per-scene reference sets.
 
-The oracle is `scenes.scan` over the whole clip plus the block starts: bounds and
+The oracle is `oracles.scan` over the whole clip plus the block starts: bounds and
 descriptors must be byte-identical to it, whatever the request order or threads.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 from clips import from_arrays, scene_props
 from conftest import ROOT
-from vsremaster.planning.scenes import (THUMB, SceneIndex, SceneScan, ScanError, describe,
-                                        scan)
+from oracles import SceneScan, choose_sets, scan
+from vsremaster.planning.scenes import THUMB, SceneIndex, ScanError, describe
 from vsremaster.references import selection
-from vsremaster.references.selection import choose_set, choose_sets
+from vsremaster.references.selection import choose_set
 from vsremaster.references.sources import RefBank, RefError
 from vsremaster.references.synced import SyncedRefs
 
@@ -267,6 +267,7 @@ def ref_images(count: int, seed: int) -> list[np.ndarray]:
             for _ in range(count)]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=st.data())
 def test_choose_set_equals_choose_sets(data):

@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 
 from conftest import ROOT
-from vsremaster.evaluation.consistency import film_seam, pan_seam
+from vsremaster.evaluation.seams import film_seam, pan_seam
 
 BUNDLED = ROOT / "models" / "vsremaster-lite.safetensors"
 
 
+@pytest.mark.slow
 def test_a_slow_pan_has_no_step_at_chunk_bounds():
     """The bundled model on a slowly panning colour scene, 60 frames in chunks of 24: the
     centred decoding steps no more than 1.2 anywhere; the released chunk decoding, run
@@ -25,10 +26,12 @@ def test_a_slow_pan_has_no_step_at_chunk_bounds():
     assert chunked["seam"] > ours["seam"] and chunked["seam_at"] in (23, 47)
 
 
-def test_the_sample_film_has_no_seam_beyond_the_naive_windows(film):
+@pytest.mark.slow
+@pytest.mark.shared
+def test_the_sample_film_has_no_seam_beyond_the_naive_windows(shared_film):
     """The film sample with its references (lite model, mindim 64): ours' largest local
     step within 10 % of the naive 15-frame window's (which has no chunks at all)."""
-    video, refs = film
+    video, refs = shared_film
     got = film_seam(video, refs, BUNDLED, frames=96, mindim=64, compare=True,
                     filter_args={"chunk": 24})
     print({k: (round(v["seam"], 3), v["seam_at"]) for k, v in got.items()})

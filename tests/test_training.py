@@ -359,6 +359,7 @@ def test_clipping_bounds_the_update():
     assert clipped_step == pytest.approx(0.01, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_time_limit_stops_workers_cleanly(tmp_path):
     """--max-minutes with a data-loading worker: the run saves and exits 0, no worker abort."""
     d = _prepared_dir(tmp_path)

@@ -16,7 +16,7 @@ import vapoursynth as vs
 
 import vsremaster
 from vsremaster.remaster import build
-from conftest import ROOT, bundled_only_env, seeded_state_dicts
+from conftest import ROOT, bundled_only_env
 
 VSPIPE = Path(sys.executable).with_name("vspipe")
 SCRIPT = ROOT / "samples" / "remaster.vpy"
@@ -29,14 +29,6 @@ MATRIX = {0: "gbr", 1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
 PRIMARIES = {1: "bt709", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"}
 TRANSFER = {1: "bt709", 6: "smpte170m", 13: "iec61966-2-1"}
 RANGE = {0: "tv", 1: "pc"}
-
-
-@pytest.fixture(scope="module")
-def lite_weights(tmp_path_factory) -> Path:
-    """The seeded weights at a quarter of the channel width: the same code, 16x faster."""
-    from vsremaster.model.checkpoint import save_checkpoint
-    path = tmp_path_factory.mktemp("lite") / "seeded-lite.safetensors"
-    return save_checkpoint(path, *seeded_state_dicts(0.25), name="seeded-lite", width="0.25")
 
 
 def readme_ffmpeg_args() -> list[str]:
@@ -70,6 +62,7 @@ def render(tmp_path: Path, weights: Path, *extra: str) -> tuple[Path, dict]:
     return out, json.loads(props.read_text())[0]
 
 
+@pytest.mark.slow
 @needs_ffmpeg
 def test_readme_command_renders_the_sample_with_its_colour_tags(tmp_path, lite_weights):
     out, props = render(tmp_path, lite_weights, "-a", "mindim=64")
@@ -154,8 +147,10 @@ def test_sample_has_a_scene_cut_and_a_reference_for_each_scene(lite_weights):
     assert pipe.bank.anchors == [5, 44] and pipe.ref_sets() == [(0,), (1,)]   # one each
 
 
-def test_film_sample_with_reference_bank(seeded_weights, film):
-    path, refs = film
+@pytest.mark.slow
+@pytest.mark.shared
+def test_film_sample_with_reference_bank(seeded_weights, shared_film):
+    path, refs = shared_film
     clip = vs.core.bs.VideoSource(str(path))[:12]
     out = vsremaster.Remaster(clip, refs=str(refs), weights=seeded_weights,
                               mindim=64, ref_mindim=64, device_index=-1)

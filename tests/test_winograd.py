@@ -155,16 +155,17 @@ def test_which_networks_go_by_winograd_follows_device_and_dtype():
     assert decoder_form(half) == "frame"
 
 
-def test_the_filter_uses_winograd_on_a_cpu_and_keeps_the_bytes(lite_seeded_weights, tmp_path,
+@pytest.mark.slow
+def test_the_filter_uses_winograd_on_a_cpu_and_keeps_the_bytes(lite_weights, tmp_path,
                                                                 monkeypatch):
     """float32 on a CPU: wide layers by Winograd (thresholds lowered so the lite model
     has some); frames asked backwards and by seeks equal a linear render's, and stay
     within float rounding of the direct convolutions'."""
     weights = tmp_path / "w.pt"      # a file of its own: the loaded networks are shared
-    shutil.copy(lite_seeded_weights, weights)
+    shutil.copy(lite_weights, weights)
     clip = from_arrays(moving_pattern(30, 48, 64, seed=5), vs.GRAY8,
                        per_frame_props=scene_props([17]))
-    direct = build(clip, weights=lite_seeded_weights, fp16=False, **SMALL)
+    direct = build(clip, weights=lite_weights, fp16=False, **SMALL)
     monkeypatch.setattr(streaming, "WINOGRAD_MIN_CHANNELS", 16)
     monkeypatch.setattr(winograd, "SPATIAL_MIN_CHANNELS", 16)
     monkeypatch.setattr(winograd, "SPATIAL_MIN_TILES", 1)

@@ -17,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import platformdirs
+
 from .model.checkpoint import CheckpointError, load_checkpoint, md5sum
 
 AUTHORS_URL = "http://iizuka.cs.tsukuba.ac.jp/data/remasternet.pth.tar"
@@ -38,24 +40,21 @@ class FetchError(CheckpointError):
 
 
 def user_data_dir() -> Path:
-    """The per-user data folder for vsremaster, by platform convention."""
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
-        return Path(base) / "vsremaster"
+    """The per-user data folder for vsremaster: platformdirs' (`$XDG_DATA_HOME/vsremaster`
+    or `~/.local/share/vsremaster`; `%LOCALAPPDATA%\\vsremaster` on Windows), except on
+    macOS, where it is always `~/Library/Application Support/vsremaster`: platformdirs
+    would take a set `$XDG_DATA_HOME` first there, and weights fetched earlier would go
+    unfound."""
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "vsremaster"
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    # The XDG spec says to ignore a relative XDG_DATA_HOME.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "vsremaster"
+    return Path(platformdirs.user_data_dir("vsremaster", appauthor=False))
 
 
 def bundled_dir() -> Path:
     """The bundled model's folder: `models` inside the installed package (the wheel
     carries it there, setup.py), or the top-level `models/` of a source checkout, which
     is the same folder before it is built into a wheel."""
-    import vsremaster
-    package = Path(vsremaster.__file__).resolve().parent
+    package = Path(__file__).resolve().parent
     checkout = package.parent
     if not (package / "models").is_dir() and (checkout / "setup.py").is_file():
         return checkout / "models"

@@ -105,12 +105,13 @@ def parse_filter_args(text: str) -> dict:
 
 
 def check_filter_args(kwargs: dict) -> None:
-    """ValueError naming any key the filter (`remaster.build`) does not take."""
-    from ..remaster import build
-    params = inspect.signature(build).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    allowed = [k for k in params if k not in FIXED_FILTER_ARGS]
+    """ValueError naming any key the filter (`remaster.build`: `Remaster`'s arguments and
+    its own keyword-only ones) does not take."""
+    from ..remaster import Remaster, build
+    names = list(inspect.signature(Remaster).parameters) + [
+        k for k, p in inspect.signature(build).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    allowed = [k for k in dict.fromkeys(names) if k not in FIXED_FILTER_ARGS]
     bad = [k for k in kwargs if k not in allowed]
     if bad:
         raise ValueError(f"the filter takes no argument {', '.join(map(repr, bad))} "

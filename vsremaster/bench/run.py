@@ -52,8 +52,8 @@ def resolve_dtype(cfg: Config, results: dict) -> torch.dtype:
     if "ours" in results and results["ours"].precision in DTYPES:
         return DTYPES[results["ours"].precision]
     if cfg.precision == "auto":
-        from ..remaster import _pick_dtype
-        return _pick_dtype(None, cfg.device)
+        from ..engine.placement import pick_dtype
+        return pick_dtype(None, cfg.device)
     return DTYPES[cfg.precision]
 
 

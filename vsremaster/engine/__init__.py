@@ -1,1 +1,2 @@
-"""The engine: runs the networks over the chunk grid with bounded caches."""
+"""The engine: runs the networks over the grid of cells with bounded caches, on the
+device and precision `placement` picks."""

@@ -20,8 +20,8 @@ def trim_host_heap() -> None:
     """Hand the C heap's free pages back to the system (glibc).
 
     Why: torch's CPU buffers of many sizes leave glibc's arenas fragmented, so a render's
-    RSS crept up although nothing was kept (measured: 1.2 to 2.4 GB over 3,000 frames at
-    mindim 64; flat with a trim after each push, `benchmarks/instant_load.py`).
+    RSS crept up although nothing was kept; it stays flat with a trim after each push
+    (`benchmarks/instant_load.py`; RESULTS.md "The streaming engine").
     """
     trim = _malloc_trim()
     if trim is not None:
@@ -35,8 +35,8 @@ def release_openmp_threads() -> None:
     The filter's torch work moves between threads (the script's thread loads the models,
     VapourSynth's threads compute cells and compose frames), and once the teams' threads
     outnumber the CPUs libgomp stops spinning between parallel regions, so each short op
-    pays a sleeping worker's wake-up: ops ran 1.3-3x slower on a second thread
-    (`benchmarks/omp_teams.py`), the float32 filter 20-30 % slower (RESULTS.md). Ending a
+    pays a sleeping worker's wake-up (`benchmarks/omp_teams.py`; RESULTS.md "OpenMP teams
+    ended between jobs"). Ending a
     thread's team when its job is done leaves one team alive at a time; the next parallel
     op starts workers again (tens of microseconds). Same thread counts, so the same bits.
     """

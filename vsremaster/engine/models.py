@@ -26,11 +26,9 @@ from ..model.fold import fold_batchnorm
 
 
 #: The networks whose wide 3x3 layers multiply by Winograd (model.winograd) on a CPU in
-#: float32, its products by oneDNN (model.gemm). Measured (benchmarks/conv_forms.py,
-#: RESULTS.md): AVX2 (2-core AMD EPYC, products by MKL then) restoration 1.18-1.27x,
-#: encoders 1.19x, decoder 1.45-1.79x the direct convolutions; AVX-512 (2-core AMD EPYC
-#: Zen 5) with oneDNN's products restoration 1.09x, encoders 1.22x (by MKL's: 1.04x,
-#: 1.04x, so that CPU took only the decoder until then).
+#: float32, its products by oneDNN (model.gemm): all three gained over the direct
+#: convolutions on AVX2 and AVX-512 (benchmarks/conv_forms.py; RESULTS.md "Float32
+#: products by oneDNN").
 WINOGRAD_PARTS = frozenset({"restoration", "encoders", "decoder"})
 
 
@@ -47,11 +45,11 @@ def cpu_capability() -> str:
 def warm_cpu_math() -> None:
     """Run one vectorised float32 pow, once per process, before the networks run.
 
-    Why: on an AMD Zen 4 (torch 2.14.1, AVX-512 kernels) ATen's vectorised expm1 (F.elu's)
-    and log1p ran 12-28x slower in a process until a vectorised float32 pow had run in
-    it, on any thread; fast from then on, with the same bits (cause not traced;
-    benchmarks/cpu_math_state.py, RESULTS.md). The filter's Lab conversion of references
-    runs one, so renders without references paid most: 1.24-1.32x slower in float32.
+    Why: on AMD Zen 4 (AVX-512 kernels) ATen's vectorised expm1 (F.elu's) and log1p ran
+    many times slower in a process until a vectorised float32 pow had run in it, on any
+    thread; fast from then on, with the same bits (cause not traced;
+    benchmarks/cpu_math_state.py; RESULTS.md "Windows held as pieces"). The filter's Lab
+    conversion of references runs one, so renders without references paid most.
     """
     torch.pow(torch.full((64,), 1.5), 2.4)
 

@@ -22,7 +22,6 @@ import torch
 from ..color import rgb_to_model
 from ..limits import is_out_of_memory
 from ..model import RefEncoding
-from ..model.decoding import WINDOW_RADIUS
 from ..planning.windows import Cell, Grid
 from ..lru import LRU
 from .host import release_openmp_threads, trim_host_heap
@@ -75,25 +74,26 @@ class Request:
 class Engine:
     """The networks, the grid and the caches of one filter instance."""
 
-    def __init__(self, models: Models, grid: Grid, references, *, restore: bool,
-                 colorize: bool, rgb_input: bool, context: str = "frame", step: int = 8,
-                 threads: int = 1, cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30,
-                 window: int = WINDOW_RADIUS, grey_note: str | None = None,
-                 confidence: bool = False):
+    def __init__(self, models: Models, grid: Grid, references, settings, *,
+                 size: tuple[int, int], rgb_input: bool, step: int = 8, threads: int = 1,
+                 cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30,
+                 grey_note: str | None = None, confidence: bool = False):
         """references: (scene start, scene stop) -> (bank indices, canvas or None);
-        step: most frames per push through the networks (memory); cache_bytes /
-        state_bytes: bounds of the finished-cell and stream-state caches; window: frames
-        each side a self attention sees; grey_note: when given, scenes without references
-        are kept grey (neutral ab, no colorization) and their frames say `grey_note`;
-        confidence: finish each frame's match confidence too (`enable_confidence` turns
-        it on later)."""
+        settings: the filter's `Settings` (restore, colorize, context, window); size:
+        the model size (h, w); step: most frames per push through the networks (memory);
+        cache_bytes / state_bytes: bounds of the finished-cell and stream-state caches;
+        grey_note: when given, scenes without references are kept grey (neutral ab, no
+        colorization) and their frames say `grey_note`; confidence: finish each frame's
+        match confidence too (`enable_confidence` turns it on later)."""
+        restore, colorize = settings.restore, settings.colorize
+        self.size = size
         self.models, self.grid, self.references = models, grid, references
         self.colorize, self.rgb_input = colorize, rgb_input
-        # fixed frames per call (CPU 4: measured 1.7x faster than one frame per call for
-        # NetworkR at 224x160 on 2 cores; CUDA 8); zero frames pad the last call
+        # fixed frames per call (a fixed shape keeps the bits; 4 on a CPU beat one frame
+        # per call, RESULTS.md "The streaming engine"); zero frames pad the last call
         batch = 4 if models.device.type == "cpu" else 8
-        self.stream = SceneStream(models, restore=restore, colorize=colorize, context=context,
-                                  batch=batch, window=window,
+        self.stream = SceneStream(models, restore=restore, colorize=colorize,
+                                  context=settings.context, batch=batch, window=settings.window,
                                   chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop),
                                   confidence=confidence)
         # a scene kept grey goes through restoration only (its confidence is 0)
@@ -234,7 +234,7 @@ class Engine:
         state, fin = self._push(stream, state, l, refs, piece.stop == cell.scene_stop)
         note = None
         if stream is not self.stream:
-            fin = fin.neutral(self._size, self.models.device, self.stream.confidence)
+            fin = fin.neutral(self.size, self.models.device, self.stream.confidence)
             note = self.grey_note
         self.runs["push"] += 1
         self.runs["frames"] += len(piece)
@@ -279,7 +279,6 @@ class Engine:
     def _to_l(self, frames: list[np.ndarray]) -> torch.Tensor:
         """Raw model-size frames ([h, w] luma or [3, h, w] RGB) -> model L [T, 1, h, w]."""
         x = torch.from_numpy(np.stack(frames)).to(self.models.device, non_blocking=True)
-        self._size = tuple(x.shape[-2:])                 # model size, for grey scenes' ab
         x = torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=0.0)
         if self.rgb_input:
             return rgb_to_model(x)[0]

@@ -101,13 +101,11 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
     """How the restoration's 3x3x3 convolutions stream on `models`' device and dtype:
     (form, frames per call) (model.streaming.CONV_FORMS).
 
-    On a CPU in float32: channels-last Conv3d calls of `batch` frames ("frame": 1.15x the
-    taps, 2-core AVX2), the wide layers by Winograd ("winograd-frame",
-    engine.models.WINOGRAD_PARTS; AVX2: 1.18-1.27x the Conv3d calls alone, AVX-512 on
-    AMD Zen 5 1.09x; benchmarks/conv_forms.py, RESULTS.md). In bfloat16: "frame", calls
-    of one frame (AMX: 2.2 s against the taps' 4.5 s; AVX512-BF16 on AMD Zen 4: 5.0 s against the
-    taps' 6.3 s and 4 frames per call 5.4 s; Winograd not measured there). Elsewhere
-    the taps (Conv3d on cuDNN not yet checked for fixed bits).
+    Each is the fastest form measured on that device and dtype (benchmarks/conv_forms.py;
+    RESULTS.md "The restoration as Conv3d calls on a CPU", "Winograd on the CPU in
+    float32", "Half precision on the CPU"): on a CPU in float32 channels-last Conv3d
+    calls of `batch` frames, the wide layers by Winograd; in bfloat16 Conv3d calls of one
+    frame; elsewhere the taps (Conv3d on cuDNN is not yet checked for fixed bits).
     """
     if models.device.type != "cpu":
         return "taps", batch
@@ -117,12 +115,11 @@ def restoration_form(models: Models, batch: int) -> tuple[str, int]:
 
 
 def decoder_form(models: Models) -> str:
-    """How the decoder's 3x3x3 convolutions stream: on a CPU in float32 "winograd" (its
-    wide layers by Winograd, the rest taps: 1.45-1.79x the taps at 224x160, 2-core AVX2;
-    1.39x on AVX-512, AMD Zen 4, before its products went to oneDNN); on a CPU in
-    bfloat16 "frame", Conv3d calls of the engine's batch (1.26x the taps on AMD Zen 5,
-    1.09x on Zen 4; benchmarks/conv_forms.py); elsewhere the taps ("frame" was slower
-    than the taps there: 10.3 s against 8.8 s)."""
+    """How the decoder's 3x3x3 convolutions stream, the fastest measured form each
+    (benchmarks/conv_forms.py; RESULTS.md "Winograd on the CPU in float32", "OpenMP
+    teams ended between jobs"): on a CPU in float32 "winograd" (wide layers by
+    Winograd, the rest taps); on a CPU in bfloat16 "frame" (Conv3d calls of the engine's
+    batch); elsewhere the taps, which beat "frame" there."""
     if "decoder" in models.winograd:
         return "winograd"
     return "frame" if models.device.type == "cpu" and models.dtype == torch.bfloat16 else "taps"
@@ -167,7 +164,7 @@ class SceneStream:
         With `last`, the streams' flush (the frames each still holds back: 13 in the
         restoration, more in the decoder) is a step of its own after the new frames:
         flushed together with the last step they made the scene's end the render's
-        memory peak (float32, 224x160: +890 MB against +200-350 MB for other steps).
+        memory peak (RESULTS.md, "The streaming engine").
         """
         n = 0 if l is None else len(l)
         pieces = [l[i:i + step] for i in range(0, n, step)] + ([None] if last else [])

@@ -1,7 +1,8 @@
 """The paper's evaluation protocol (Sec. 5.1) with its baselines, on any colour clip.
 
-1. Read the clip's first `frames` frames (cv2) and resize them so the short edge is
-   `mindim` (320) px, both sides rounded down to multiples of 16: this is the ground truth.
+1. Read the clip's first `frames` frames (cv2) and resize them to the filter's processing
+   size (`model_size`: short edge `mindim`, 320, both sides rounded down to multiples of
+   16): this is the ground truth.
 2. Make them grey (model L = L*/100) and deteriorate them with the fixed evaluation
    settings (`deterioration.EVALUATION`, seeded).
 3. Remaster: the restoration network, then the colorization network, on consecutive
@@ -33,6 +34,7 @@ import torch
 from kornia.color import rgb_to_lab
 
 from ..color.lab import model_to_ab, model_to_rgb, rgb_to_model
+from ..frames.source import processing_size
 from ..training.data import read_video
 from ..training.deterioration import EVALUATION, EVALUATION_SEED, Deteriorator, Settings, make_bank
 from .metrics import mean_abs_error, mean_ciede2000, psnr
@@ -60,10 +62,11 @@ class EvalConfig:
     confidence: bool = False
 
 
-def processing_size(h: int, w: int, mindim: int = 320) -> tuple[int, int]:
-    """(H, W) with the short edge scaled to `mindim`, both rounded down to multiples of 16."""
-    s = mindim / min(h, w)
-    return max(16, int(h * s) // 16 * 16), max(16, int(w * s) // 16 * 16)
+def model_size(frames: np.ndarray, mindim: int = 320) -> tuple[int, int]:
+    """(H, W) the networks see for frames [T, H, W, 3]: the filter's own processing size
+    (short edge `mindim`, both sides rounded down to multiples of 16)."""
+    width, height = processing_size(frames.shape[2], frames.shape[1], mindim)
+    return height, width
 
 
 def reference_canvas(refs: list[np.ndarray], short_edge: int = REF_SHORT_EDGE) -> torch.Tensor:
@@ -158,7 +161,7 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
                     deteriorator: Deteriorator | None = None) -> dict:
     """The protocol on uint8 RGB frames [T, H, W, 3]; returns the metrics of all three
     (and the temporal and confidence figures `cfg` asks for)."""
-    size = processing_size(*frames.shape[1:3], cfg.mindim)
+    size = model_size(frames, cfg.mindim)
     rgb = to_tensor(frames, size)
     l_true, ab_true = rgb_to_model(rgb)
     det = deteriorator or Deteriorator(make_bank(seed=cfg.seed))

@@ -26,7 +26,7 @@ from kornia.color import lab_to_rgb, rgb_to_lab
 
 from ..color.lab import rgb_to_model
 from .metrics import psnr
-from .protocol import processing_size, reference_canvas, reinhard_transfer, remaster, to_tensor
+from .protocol import model_size, reference_canvas, reinhard_transfer, remaster, to_tensor
 
 CATEGORIES = ("recolour", "full", "partial_reference", "partial_source", "distractors", "noise")
 HUE_ROTATION = 120.0
@@ -85,7 +85,7 @@ def run_suite(frames: np.ndarray, model_r, model_c, mindim: int = 320, chunk: in
     """Run every category on uint8 RGB frames [T, H, W, 3]; return category -> figures."""
     results = {}
     for name, (src, refs, target) in build_cases(frames, seed).items():
-        size = processing_size(*src.shape[1:3], mindim)
+        size = model_size(src, mindim)
         u8 = lambda a: np.uint8(np.clip(a, 0, 1) * 255 + 0.5)  # noqa: E731
         l_src, _ = rgb_to_model(to_tensor(u8(src), size))
         _, ab_target = rgb_to_model(to_tensor(u8(target), size))

@@ -1,1 +1,1 @@
-"""VapourSynth frames in and out: working clips, frame <-> tensor, output formats."""
+"""VapourSynth frames in: the clips the engine reads, prop readers, frame <-> array."""

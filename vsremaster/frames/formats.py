@@ -46,13 +46,6 @@ def _code(props, key: str, allowed, words: str) -> int | None:
     if value is not None and value not in allowed:
         raise PropError(f"{key} is {value}; allowed: {words}")
     return value
-RGB_MATRIX = 0
-#: What the filter composes its colour output in: CIE Lab (D65) converted to sRGB, whose
-#: primaries are BT.709's and whose transfer is IEC 61966-2-1 (H.273 code points).
-SRGB_PRIMARIES = 1
-SRGB_TRANSFER = 13
-
-
 def stored_keys(props) -> set[str]:
     """The props a frame really holds. R81's FrameProps also answers to `_ColorRange`, the
     deprecated name of `_Range` (0 = full), as an alias with a DeprecationWarning:
@@ -116,25 +109,6 @@ def _ranges(codes) -> str:
             parts.append(str(c) if c == start else f"{start}-{c}")
             start = None
     return ", ".join(parts)
-
-
-def output_props(out_format: vs.VideoFormat, matrix: int, full_range: bool,
-                 composed: bool) -> dict:
-    """The colour props of a frame the filter outputs in `out_format`.
-
-    matrix, full_range: what the filter converted YUV output with. composed: whether the
-    frame was composed in Lab and converted to sRGB (colorizing, or RGB input); if not
-    (a luma-only restoration), the input's primaries and transfer still describe it and
-    are left as they are. GRAY output keeps its `_Matrix` as well.
-    """
-    props = {"_Range": int(vs.RANGE_FULL if full_range else vs.RANGE_LIMITED)}
-    if out_format.color_family == vs.RGB:
-        props["_Matrix"] = RGB_MATRIX
-    elif out_format.color_family == vs.YUV:
-        props["_Matrix"] = int(matrix)
-    if composed:
-        props.update(_Primaries=SRGB_PRIMARIES, _Transfer=SRGB_TRANSFER)
-    return props
 
 
 #: What `check_format` accepts, in words (error messages end with it).

@@ -173,9 +173,10 @@ class Attention(nn.Module):
 
 #: Query rows per block on the CPU: keeps the logits block near 64 MiB whatever L is.
 _BLOCK_ELEMENTS = 16 << 20
-#: Split v into this many heads sharing q and k on CUDA (0: one head). Measured on an
-#: H100 (benchmarks/attention_backends.py, 99k positions, fp16): one 512-wide head
-#: 135 ms, 8x64 48 ms, 4x128 34 ms, 2x256 29 ms (flash kernels need head sizes <= 256).
+#: Split v into this many heads sharing q and k on CUDA (0: one head): flash kernels
+#: need head sizes <= 256, and two heads of 256 were the fastest split on an H100
+#: (benchmarks/attention_backends.py; RESULTS.md "Figures moved out of the code's
+#: comments").
 CUDA_VALUE_HEADS = 2
 
 
@@ -186,8 +187,8 @@ def _blocked_attention(q, k, v, match=None):
 
     On the CPU this beats scaled_dot_product_attention, which materialises L x S. The
     logits block is exponentiated in place and normalised after the product with v (S
-    times fewer divisions). Float32 products go to oneDNN (model.gemm: 2.0-2.4x MKL's on
-    an AMD EPYC); elsewhere the logits block is one reused buffer.
+    times fewer divisions). Float32 products go to oneDNN (model.gemm; RESULTS.md "Float32
+    products by oneDNN"); elsewhere the logits block is one reused buffer.
     """
     rows = min(q.shape[1], max(1, _BLOCK_ELEMENTS // max(1, k.shape[1])))
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):

@@ -1,11 +1,10 @@
 """Matrix products for inference, by oneDNN on a CPU in float32.
 
 Why: torch.mm/bmm multiply float32 on a CPU with MKL, whose sgemm takes its AVX2 paths
-on AMD processors: 184-212 GFLOPS on a 2-core AMD EPYC with AVX-512 (Zen 5), where
-oneDNN's matmul (the kernels PyTorch's convolutions already use) reached 418-444,
-2.0-2.4x (the networks' attention and Winograd shapes; benchmarks/gemm_backends.py,
-RESULTS.md). bfloat16 products already go to oneDNN, and CUDA has its own: both keep
-torch's.
+on AMD processors, where oneDNN's matmul (the kernels PyTorch's convolutions already
+use) ran about twice as fast at the networks' attention and Winograd shapes
+(benchmarks/gemm_backends.py; RESULTS.md "Float32 products by oneDNN"). bfloat16
+products already go to oneDNN, and CUDA has its own: both keep torch's.
 
 A product's bits depend on its shapes, not on which rows it holds, for a given backend;
 the backend is chosen per device and dtype, so every frame of a process takes the same.

@@ -46,11 +46,9 @@ from . import winograd
 CONV_FORMS = ("taps", "frame", "winograd", "winograd-frame")
 #: Fewest output channels a convolution needs to take the "frame" form.
 FRAME_MIN_CHANNELS = 8
-#: Fewest input and output channels for Winograd's products to pay. Float32, 224x160,
-#: inside the filter on a 2-core AVX-512 AMD EPYC (Zen 5), products by oneDNN: 256->256
-#: layers gain, the 128-channel ones at 112x80 lose (256->128 2.39 s against the Conv3d
-#: calls' 1.95 s: each product copies its strided K taps). With MKL's products (2-core
-#: AVX2): 256 channels 1.3-1.7x the Conv3d calls, 128 channels 1.1-1.2x.
+#: Fewest input and output channels for Winograd's products to pay inside the filter:
+#: the 128-channel layers lose, as each product copies its strided taps (RESULTS.md
+#: "Float32 products by oneDNN", "Winograd for the 128-channel layers again").
 WINOGRAD_MIN_CHANNELS = 256
 
 
@@ -369,7 +367,7 @@ def temporal_conv(module: nn.Module, form: str, edge: str = "zero", pad_space: b
     if form.startswith("winograd") and not pad_space and winograd_wide(block.conv):
         return WinogradConv(module, edge, batch)
     # a few output channels (the networks' last layers) stay taps: channels-last Conv3d
-    # there took 58-60 ms per frame against the taps' 2 (NetworkR, 224x160, float32)
+    # was many times slower there (RESULTS.md "The restoration as Conv3d calls")
     if form in ("frame", "winograd-frame") and block.channels >= FRAME_MIN_CHANNELS:
         return FrameConv(module, edge, pad_space, batch)
     return TemporalConv(module, edge, pad_space, batch)

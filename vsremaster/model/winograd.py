@@ -29,8 +29,8 @@ _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 #: whose one row of tiles needs more takes the direct convolution.
 SCRATCH_BYTES = 256 << 20
 #: Fewest input and output channels of a 1x3x3 layer for Winograd to pay, and fewest
-#: 2x2 tiles per frame (float32, 2-core AVX2 CPU, frames one per call: 512 channels at
-#: 28x20 1.67x the direct conv2d, 256 at 56x40 1.33x, 512 at 14x10 and 128 slower).
+#: 2x2 tiles per frame: below either the direct conv2d was faster (RESULTS.md
+#: "Winograd on the CPU in float32").
 SPATIAL_MIN_CHANNELS = 256
 SPATIAL_MIN_TILES = 100
 
@@ -165,7 +165,7 @@ def input_transform(x: torch.Tensor, s: _Buffers, r0: int, r1: int) -> torch.Ten
     xp[:, :, [0, -1]] = 0
     xp[:, at:at + bottom - top, 1:-1] = x[:, top:bottom]
     tiles = s.get("v", (16, rows // 2, w // 2, t, c), x)
-    # frame by frame: whole-clip ops writing this layout ran 2.2-2.5x slower at 112x80
+    # frame by frame: whole-clip ops writing this layout were slower (cache misses)
     for f in range(t):
         v = tiles[:, :, :, f]
         d = [xp[f, i:i + rows:2] for i in range(4)]

@@ -15,13 +15,13 @@ no frame:
   take 2-4 s of CPU, up to half of a seek's 8 s budget, before the model starts; 1000
   take 1-2 s. The price is a forced cut every 1000 frames (42 s at 24 fps), where a
   long shot's restoration stream restarts and its references are chosen again.
-  Within a block the bounds are exactly those of `scan` over the whole clip, plus the
-  block starts; a block's cuts and per-scene descriptors are cached (bounded in bytes;
-  no per-frame data outlives its scan), and an evicted block is scanned again the same way.
+  Within a block the bounds are exactly those of a scan of the whole clip (the tests'
+  oracle, `tests/oracles.py`), plus the block starts; a block's cuts and per-scene
+  descriptors are cached (bounded in bytes; no per-frame data outlives its scan), and an
+  evicted block is scanned again the same way.
 - Props or detection. Props are used when frame 0 carries `_SceneChangePrev` or
   `_SceneChangeNext` (scene-change filters set them on every frame), decided at the
   first call; given `sc_threshold`, detection is used and frame 0 is not read for this.
-  (`scan` looks for the props on every frame of the clip.)
 - Threads. `bounds` may be called from several VapourSynth threads at once and from
   inside a filter's frame request (std.FrameEval's callback): a block is scanned once,
   under a lock of its own (other threads asking for that block wait for it; blocks
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import vapoursynth as vs
@@ -60,56 +60,10 @@ CACHE_BYTES = 64 << 20
 _PROPS = ("_SceneChangePrev", "_SceneChangeNext")
 
 
-@dataclass
-class SceneScan:
-    """Scene starts and per-scene descriptors of a clip."""
-
-    starts: list[int]
-    from_props: bool
-    thumbs: list[np.ndarray] = field(default_factory=list)     # mean luma thumbnail
-    hists: list[np.ndarray] = field(default_factory=list)      # mean luma histogram
-
-
 def describe(luma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Thumbnail-sized luma [THUMB, THUMB] in [0, 1] -> (thumbnail, normalised histogram)."""
     hist, _ = np.histogram(np.clip(luma, 0, 1), bins=HIST_BINS, range=(0, 1))
     return luma.astype(np.float64), hist / max(hist.sum(), 1)
-
-
-def scan(luma: vs.VideoNode, sc_threshold: float | None) -> SceneScan:
-    """Scan a whole GRAYS luma clip (any size) for scene starts and scene descriptors."""
-    thumbs = vs.core.resize.Bilinear(luma, THUMB, THUMB)
-    stats = vs.core.std.PlaneStats(thumbs, thumbs[0] + thumbs[:-1]) if luma.num_frames > 1 \
-        else vs.core.std.PlaneStats(thumbs, thumbs)
-    marks, diffs, descs = [], [], []
-    has_props = False
-    try:
-        for f in stats.frames(close=True):
-            props = f.props
-            has_props |= "_SceneChangePrev" in props or "_SceneChangeNext" in props
-            try:
-                marks.append((scene_change(props, "_SceneChangePrev"),
-                              scene_change(props, "_SceneChangeNext")))
-            except PropError as e:
-                raise ScanError(len(diffs), str(e)) from None
-            diffs.append(float(props["PlaneStatsDiff"]))
-            descs.append(describe(np.asarray(f[0]).copy()))
-    except vs.Error as e:
-        # frames arrive in order: the one that failed is the next to come
-        raise ScanError(len(diffs), f"could not be read while scanning for scenes "
-                                    f"({str(e).strip()})") from None
-    from_props = has_props and sc_threshold is None
-    if from_props:
-        cuts = [n for n in range(1, len(marks)) if marks[n][0] or marks[n - 1][1]]
-    else:
-        threshold = DEFAULT_SC_THRESHOLD if sc_threshold is None else sc_threshold
-        cuts = [n for n in range(1, len(diffs)) if diffs[n] > threshold]
-    result = SceneScan([0] + cuts, from_props)
-    bounds = result.starts + [len(descs)]
-    for a, b in zip(bounds, bounds[1:]):
-        result.thumbs.append(np.mean([d[0] for d in descs[a:b]], axis=0))
-        result.hists.append(np.mean([d[1] for d in descs[a:b]], axis=0))
-    return result
 
 
 class ScanError(vs.Error):
@@ -213,7 +167,8 @@ class SceneIndex:
         return blk
 
     def _scan(self, k: int) -> _Block:
-        """Thumbnail block k once, in parallel, and summarise it exactly as `scan` does."""
+        """Thumbnail block k once, in parallel, and summarise it: its cuts, and each scene's
+        mean thumbnail and histogram."""
         from_props = self.from_props
         a = k * self.block
         b = min(a + self.block, self.num_frames)
@@ -282,9 +237,10 @@ class SceneIndex:
                                f"({last_line(e)})") from None
 
 
-def last_line(error: BaseException) -> str:
+def last_line(error: BaseException | str) -> str:
     """The message of an error VapourSynth passed up from a frame request, without the
-    traceback it puts before a Python filter's error."""
+    traceback it puts before a Python filter's error (also: a failed segment's, for
+    `render`); "" for an empty message."""
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     text = lines[-1] if lines else ""
     return text.split("vapoursynth.Error: ", 1)[-1].strip()

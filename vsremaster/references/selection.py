@@ -1,8 +1,8 @@
 """Choosing each scene's reference set (at most `max_refs` images).
 
 `choose_set` picks one scene's set when the scene is first needed (scenes from a lazy
-`SceneIndex`); `choose_sets` picks every scene's at once from a whole-clip `scan`. Both
-follow the same rules and give the same sets for the same scene bounds.
+`SceneIndex`); the tests hold it against `choose_sets` (`tests/oracles.py`), which picks
+every scene's at once from a whole-clip scan by the same rules.
 
 Synchronised refs: the scene's own frame. Otherwise, in order: references anchored
 inside the scene (nearest the scene's middle first); if none, the anchored references
@@ -18,7 +18,7 @@ import threading
 import cv2
 import numpy as np
 
-from ..planning.scenes import THUMB, SceneIndex, SceneScan, describe
+from ..planning.scenes import THUMB, SceneIndex, describe
 from .sources import RefBank
 from .synced import SyncedRefs
 
@@ -37,30 +37,6 @@ def similarity(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
     denom = np.linalg.norm(ta) * np.linalg.norm(tb)
     cosine = float((ta * tb).sum() / denom) if denom > 1e-12 else 0.0
     return 0.5 * (cosine + 1.0) + float(np.minimum(a[1], b[1]).sum())
-
-
-def choose_sets(bank: RefBank, scenes: SceneScan, num_frames: int,
-                max_refs: int) -> list[tuple[int, ...]]:
-    """One tuple of bank indices per scene."""
-    bounds = scenes.starts + [num_frames]
-    if max_refs == 0 or not len(bank):
-        return [()] * len(scenes.starts)
-    anchored = [i for i, a in enumerate(bank.anchors) if a is not None]
-    loose = [i for i, a in enumerate(bank.anchors) if a is None]
-    descs = {i: ref_descriptor(bank.images[i]) for i in loose}
-    sets = []
-    for s, (a, b) in enumerate(zip(bounds, bounds[1:])):
-        mid = (a + b - 1) / 2
-        inside = sorted((i for i in anchored if a <= bank.anchors[i] < b),
-                        key=lambda i: (abs(bank.anchors[i] - mid), i))
-        if not inside and anchored:
-            dist = {i: max(a - bank.anchors[i], bank.anchors[i] - (b - 1), 0) for i in anchored}
-            best = min(dist.values())
-            inside = sorted(i for i in anchored if dist[i] == best)
-        scene_desc = (scenes.thumbs[s], scenes.hists[s])
-        ranked = sorted(loose, key=lambda i: (-similarity(descs[i], scene_desc), i))
-        sets.append(tuple((inside + ranked)[:max_refs]))
-    return sets
 
 
 def _loose_descriptors(bank: RefBank) -> dict[int, tuple[np.ndarray, np.ndarray]]:

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from . import manifest as mf
 from .join import join
 from .manifest import Manifest, Segment
@@ -130,15 +132,10 @@ def _make_work_folder(output: Path) -> Path:
 def _locked(work: Path):
     """One render per work folder at a time (the OS drops the lock when a render dies)."""
     try:
-        import fcntl
-    except ImportError:        # Windows: no advisory locks, run one render at a time
-        yield
-        return
-    with open(work / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise RenderError(f"render: another render is using {work}") from None
+        lock = FileLock(work / ".lock", timeout=0).acquire()
+    except Timeout:
+        raise RenderError(f"render: another render is using {work}") from None
+    with lock:
         yield
 
 

@@ -23,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+from ..planning.scenes import last_line
 from .media import RenderError, RenderFailed
 from .segments import Job, render_segment
 
@@ -156,16 +157,11 @@ class LocalPool:
                     else:
                         self.queue.appendleft(job)
                 self.log(f"segment {job.index} (frames {job.start}-{job.end - 1}): attempt {n} "
-                         f"failed: {_last_line(str(e))}")
+                         f"failed: {last_line(e) or '(no message)'}")
                 continue
             finally:
                 self._track(slot, [])
             self.on_done(job, result)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "(no message)"
 
 
 # --------------------------------------------------------------------------- Ray
@@ -268,7 +264,7 @@ def run_ray(jobs: list[Job], cluster: str, workers: int | None, work: Path,
                         cause = getattr(e, "cause", None) or e
                         failure = failure or SegmentFailed(job, ATTEMPTS, str(cause))
                         log(f"segment {job.index} (frames {job.start}-{job.end - 1}): failed "
-                            f"{ATTEMPTS} times: {_last_line(str(cause))}")
+                            f"{ATTEMPTS} times: {last_line(cause) or '(no message)'}")
                         continue
                     data = result.pop("data", None)
                     if data is not None:

@@ -9,10 +9,12 @@ with Adam. The recipe around it:
 
 - learning rate: linear warmup over `warmup` steps, then a cosine decay from `lr` to
   `lr_min` at `steps` (`lr_at`, a pure function of the step, so resuming continues the
-  same schedule); `schedule="constant"` keeps `lr` throughout;
+  same schedule; torch's LambdaLR applies it, `lr_schedule`); `schedule="constant"`
+  keeps `lr` throughout;
 - gradient clipping: the global gradient norm is clipped to `clip` (0 disables);
-- an exponential moving average of the weights (`WeightEMA`, decay `ema`, warmed up as
-  min(ema, (1 + step) / (10 + step))); validation and `best.safetensors` use it.
+- an exponential moving average of the weights (`WeightEMA`, torch's AveragedModel,
+  decay `ema`, warmed up as min(ema, (1 + step) / (10 + step))); validation and
+  `best.safetensors` use it.
 
 Batches are a pure function of (seed, step), so a resumed run draws exactly the batches
 the interrupted one would have, and it ends where the uninterrupted run would. When
@@ -29,7 +31,6 @@ Checkpoints in `out/`:
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -41,6 +42,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from ..color.lab import rgb_to_model
 from ..model import NetworkC, NetworkR
@@ -115,8 +117,22 @@ def ema_decay(step: int, decay: float) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
+def lr_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig,
+                step: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """torch's scheduler for `lr_at`, positioned for the update made at `step` (0-based).
+
+    A LambdaLR over the pure function rather than SequentialLR(LinearLR,
+    CosineAnnealingLR): those compute each rate from the previous one and the cosine
+    climbs again after its end, so a resumed run would not continue the same schedule."""
+    for group in opt.param_groups:
+        group["initial_lr"] = cfg.lr
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, cfg) / cfg.lr,
+                                             last_epoch=step - 1)
+
+
 class WeightEMA:
-    """Exponential moving average of both networks' state (parameters and BatchNorm statistics).
+    """Exponential moving average of both networks' state (parameters and BatchNorm
+    statistics), kept by torch's `AveragedModel`; integer buffers follow the raw model.
 
     `r` and `c` are ordinary NetworkR/NetworkC copies holding the averages, so they
     validate and save like the raw models.
@@ -124,22 +140,30 @@ class WeightEMA:
 
     def __init__(self, model_r, model_c, decay: float):
         self.decay = decay
-        self.r, self.c = copy.deepcopy(model_r), copy.deepcopy(model_c)
+        self._averaged = [AveragedModel(m, multi_avg_fn=self._fold, use_buffers=True)
+                          for m in (model_r, model_c)]
+        self.r, self.c = (a.module for a in self._averaged)
         for m in (self.r, self.c):
             m.eval()
             m.requires_grad_(False)
 
     @torch.no_grad()
+    def _fold(self, averaged: list, raw: list, n_averaged: torch.Tensor) -> None:
+        # `update` sets n_averaged to the step, so the warm-up follows it after a resume too
+        # (torch's get_ema_multi_avg_fn has one fixed decay and blends integer buffers)
+        weight = 1.0 - ema_decay(int(n_averaged) - 1, self.decay)
+        for avg, now in zip(averaged, raw):
+            if avg.is_floating_point():
+                avg.lerp_(now, weight)
+            else:
+                avg.copy_(now)
+
+    @torch.no_grad()
     def update(self, model_r, model_c, step: int) -> None:
         """Fold in the raw weights after the update that made `step` updates in all."""
-        d = ema_decay(step - 1, self.decay)
-        for avg, raw in ((self.r, model_r), (self.c, model_c)):
-            raw_state = raw.state_dict()
-            for k, v in avg.state_dict().items():
-                if v.is_floating_point():
-                    v.lerp_(raw_state[k], 1.0 - d)
-                else:
-                    v.copy_(raw_state[k])
+        for averaged, raw in zip(self._averaged, (model_r, model_c)):
+            averaged.n_averaged.fill_(step)
+            averaged.update_parameters(raw)
 
     def state_dict(self) -> dict:
         return {"r": _cpu_state(self.r), "c": _cpu_state(self.c)}
@@ -396,6 +420,7 @@ def train(cfg: TrainConfig, resume: bool = False, items: list[Item] | None = Non
     ema = WeightEMA(model_r, model_c, cfg.ema) if cfg.ema else None
     if resume and (out / STATE_FILE).exists():
         step, best = load_training_state(out, model_r, model_c, opt, device, ema)
+    schedule = lr_schedule(opt, cfg, step)
     eval_r, eval_c = (ema.r, ema.c) if ema else (model_r, model_c)
     val = validation_batches(val_items, cfg) if cfg.val_every else []
     dataset = BatchDataset(BatchMaker(items, cfg.crop, cfg.frames), cfg.batch, cfg.seed, cfg.max_refs)
@@ -415,9 +440,10 @@ def train(cfg: TrainConfig, resume: bool = False, items: list[Item] | None = Non
     for batch in loader:
         if sampler.halted:
             continue                  # made before the time limit; drained, not trained on
-        lr = lr_at(step, cfg)
+        lr = schedule.get_last_lr()[0]
         losses = train_step(model_r, model_c, opt, batch, cfg.beta, device, cfg.amp,
-                            lr=lr, clip=cfg.clip)
+                            clip=cfg.clip)
+        schedule.step()
         step += 1
         if ema is not None:
             ema.update(model_r, model_c, step)

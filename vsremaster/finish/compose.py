@@ -4,7 +4,7 @@ Luma: the restoration's *change* is upscaled and added to the full-size input L,
 detail the restoration left alone keeps its full resolution. Chroma: the model's ab is
 upscaled bilinearly and laid over that luma.
 
-Two tones for GRAY and YUV input (`TONES`):
+Two tones for GRAY and YUV input (`settings.TONES`):
 - "keep" (default): the output's luma is the luma the model read, restored; the
   chroma is that of Lab(L* of an sRGB grey of that luma, a*, b*), so a neutral a*b*
   gives back exactly the luma. A colourist lays new chroma over the picture's luma.
@@ -17,10 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .lab import model_to_rgb, rgb_to_model
-from .ycbcr import rgb_to_ycbcr
-
-TONES = ("keep", "lab")
+from ..color.lab import model_to_rgb, rgb_to_model
+from ..color.ycbcr import rgb_to_ycbcr
 
 
 def upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -30,11 +28,6 @@ def upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if x.dim() == 3:
         return upscale(x.unsqueeze(0), size)[0]
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
-
-
-def full_luma(l_full: torch.Tensor, l_in: torch.Tensor, l_out: torch.Tensor) -> torch.Tensor:
-    """Full-size restored L [1, H, W] = input L + upscaled (restored - input) at model size."""
-    return (l_full + upscale(l_out - l_in, l_full.shape[-2:])).clamp(0, 1)
 
 
 def grey_lightness(y: torch.Tensor) -> torch.Tensor:

@@ -1,62 +1,20 @@
-"""VapourSynth frames out: the output format, its colour props, and writing frames.
+"""Finishing on a CPU: full-size output frames built of VapourSynth filters.
 
-Two ways to finish frames at full size from the model-size results:
-- `graph_finish` (the CPU): the engine hands out model-size results and VapourSynth
-  does the full-size work (zimg's bilinear upscale, `std.Expr` for the Lab composition,
-  zimg for the sRGB curve, the YUV matrix, the range and the sample type);
-- on a CUDA device the engine composes whole output frames itself (engine.compose) and
-  `write_planes` copies them in.
+The engine hands out model-size results and VapourSynth does the full-size work: zimg's
+bilinear upscale, `std.Expr` programs for the composition (`finish.expr`, the same
+formulas as `finish.compose`), zimg for the sRGB curve, the YUV matrix, the range and the
+sample type. It is many times faster than tensor operations at full size on a CPU.
 """
 from __future__ import annotations
 
-import numpy as np
 import vapoursynth as vs
 
-from ..color.expr import RESTORED_L, compose_linear_rgb, lab_of_linear_rgb
-from ..color.ycbcr import supported_matrix
-from .formats import is_full_range, matrix_of, output_props, stored_keys
-from .source import full_size_l
+from ..frames.source import full_size_l
+from .expr import RESTORED_L, compose_linear_rgb, lab_of_linear_rgb
+from .output import OWN_PROPS, SRGB_PRIMARIES, SRGB_TRANSFER, colour_of
 
-#: Colour description codes: BT.709 primaries, the sRGB curve, linear light.
-PRIMARIES_BT709, TRANSFER_SRGB, TRANSFER_LINEAR = 1, 13, 8
-#: Props the filter adds to every frame (copied from the results to the output).
-OWN_PROPS = ["_RemasterScene", "_RemasterRefs", "_RemasterModel", "_RemasterNote",
-             "_RemasterConfidence"]
-
-
-def output_format(fmt: vs.VideoFormat, colorize: bool) -> vs.VideoFormat:
-    """GRAY/YUV in -> YUV444 of the same sample type (GRAY when not colorizing a GRAY
-    clip, the input's YUV format when not colorizing YUV); RGB in -> the same RGB."""
-    if fmt.color_family == vs.RGB:
-        return fmt
-    if not colorize:
-        return fmt
-    return vs.core.query_video_format(vs.YUV, fmt.sample_type, fmt.bits_per_sample, 0, 0)
-
-
-def colour_of(props, family: vs.ColorFamily) -> tuple[int, bool]:
-    """(matrix, full range) of a source frame, as the output keeps them. The frames come
-    from `source.checked`, which has checked all their colour props (PropError here only
-    for a `_Matrix`/`_Range` of a frame that did not pass there)."""
-    matrix = supported_matrix(matrix_of(props)) if family == vs.YUV else 1
-    return matrix, is_full_range(props, family)
-
-
-def write_planes(frame: vs.VideoFrame, data) -> None:
-    """Copy [P, H, W] samples (any array) into a writable frame's planes."""
-    for p in range(frame.format.num_planes):
-        np.copyto(np.asarray(frame[p]), data[p], casting="unsafe")
-
-
-def set_props(frame: vs.VideoFrame, source_props, extra: dict) -> None:
-    """Copy the source frame's props, then add/override `extra`."""
-    props = frame.props
-    for key in source_props.keys():
-        props[key] = source_props[key]
-    if "_Range" in extra and "_ColorRange" in stored_keys(props):
-        del props["_ColorRange"]        # an older core's own key; `_Range` says it now
-    for key, value in extra.items():
-        props[key] = value
+#: Colour description codes: linear light (the composed planes).
+TRANSFER_LINEAR = 8
 
 
 def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
@@ -65,7 +23,7 @@ def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoForma
 
     results: model-size frames, planes (delta L, model a, model b) as RGBS, or (delta L)
     as GRAYS without colorization; their `OWN_PROPS` go to the output. The source's
-    props are kept; colour props describe the output. tone: see `color.compose`.
+    props are kept; colour props describe the output. tone: see `finish.compose`.
     """
     core = vs.core
     up = core.resize.Bilinear(results, source.width, source.height)
@@ -88,7 +46,7 @@ def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoForma
            for c in range(3)]
     # the props say what the planes hold (the resizer follows them over `*_in` arguments)
     rgb = core.std.SetFrameProps(core.std.ShufflePlanes(lin, [0, 0, 0], vs.RGB), _Matrix=0,
-                                 _Transfer=TRANSFER_LINEAR, _Primaries=PRIMARIES_BT709)
+                                 _Transfer=TRANSFER_LINEAR, _Primaries=SRGB_PRIMARIES)
     composed = _converted(rgb, source, out, linear=True)
     if tone == "keep":                            # the restored luma itself, chroma laid over it
         l_new = core.std.Expr(clips[:2], RESTORED_L, format=vs.GRAYS)
@@ -103,9 +61,9 @@ def _lab_planes(source: vs.VideoNode) -> list[vs.VideoNode]:
     read as sRGB (the model's convention) whatever `_Transfer`/`_Primaries` say, so a
     neutral colour gives back the same samples."""
     core = vs.core
-    srgb = core.std.SetFrameProps(source, _Transfer=TRANSFER_SRGB, _Primaries=PRIMARIES_BT709)
+    srgb = core.std.SetFrameProps(source, _Transfer=SRGB_TRANSFER, _Primaries=SRGB_PRIMARIES)
     lin = core.resize.Point(srgb, format=vs.RGBS, transfer=TRANSFER_LINEAR,
-                            primaries=PRIMARIES_BT709)
+                            primaries=SRGB_PRIMARIES)
     planes = [core.std.ShufflePlanes(lin, p, vs.GRAY) for p in range(3)]
     return [core.std.Expr(planes, lab_of_linear_rgb(c), format=vs.GRAYS) for c in range(3)]
 
@@ -129,7 +87,7 @@ def _converted(clip: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
             args = {"range_s": "full" if full else "limited"}
             if clip.format.color_family == vs.RGB:
                 if linear:                     # from linear light (the frames' props)
-                    args.update(transfer=TRANSFER_SRGB, primaries=PRIMARIES_BT709)
+                    args.update(transfer=SRGB_TRANSFER, primaries=SRGB_PRIMARIES)
                 if out.color_family == vs.YUV:
                     args["matrix"] = matrix
             made[key] = core.resize.Point(clip, format=out.id, **args)

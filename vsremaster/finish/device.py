@@ -1,7 +1,7 @@
 """Finishing frames on the device: compose at full size, convert, and download once.
 
 For each output frame: the source frame's planes go up in their own sample type, the
-cell's model-size results are upscaled and composed with it (color.compose), the
+cell's model-size results are upscaled and composed with it (finish.compose), the
 result is converted to the output format (Y'CbCr matrix, range, bit depth) and only
 those samples come back, into a pinned buffer that the thread reuses. On CUDA each
 VapourSynth thread works on a stream of its own, so uploads, composition and downloads
@@ -17,12 +17,11 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from ..color.compose import compose
 from ..color.ycbcr import dequantize, quantize
-from ..frames.formats import output_props
-from ..frames.sink import colour_of
-from .host import release_openmp_threads
-from .runner import CellResult
+from ..engine.host import release_openmp_threads
+from ..engine.runner import CellResult
+from .compose import compose
+from .output import colour_of, output_props
 
 _TORCH_TYPES = {(vs.INTEGER, 1): torch.uint8, (vs.INTEGER, 2): torch.int16,
                 (vs.FLOAT, 2): torch.float16, (vs.FLOAT, 4): torch.float32}

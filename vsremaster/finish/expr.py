@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from .lab import AB_LIMIT, WHITE, XYZ_TO_RGB
+from ..color.lab import AB_LIMIT, WHITE, XYZ_TO_RGB
 
 _EPSILON = 6.0 / 29.0
 #: RGB -> XYZ and the D65 white as kornia's rgb_to_lab (the device path) uses them
@@ -91,7 +91,7 @@ RESTORED_L = "x x = x 0 ? y + 0 max 1 min"
 
 
 def _grey_lightness(v: str) -> list[tuple[str, str]]:
-    """Steps from @v, an sRGB grey's code value, to its L* / 100 (`color.compose`)."""
+    """Steps from @v, an sRGB grey's code value, to its L* / 100 (`finish.compose`)."""
     e = 6.0 / 29.0
     return [("glin", f"@{v} 0.04045 > @{v} 0.055 + 1.055 / 2.4 pow @{v} 12.92 / ?"),
             ("fl", f"@glin {_num(e ** 3)} > @glin 0 max {_num(1 / 3)} pow "
