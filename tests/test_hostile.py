@@ -564,26 +564,22 @@ def test_dangling_link_in_refs_directory(lite_weights, quiet, tmp_path):
     rejects(remaster(grey(), lite_weights, refs=folder), "'ref_000009.png', a link to nothing")
 
 
-def test_too_many_references(lite_weights, quiet, tmp_path):
+def test_bank_index_limit(lite_weights, quiet, tmp_path, monkeypatch):
+    """No count limit: what choosing keeps per reference is, counted before reading."""
     one = png(tmp_path / "one.png")
-    n = limits.MAX_BANK_REFS + 1
-    rejects(remaster(grey(), lite_weights, refs=[one] * n), f"refs names {n} references",
-            f"allowed: at most {limits.MAX_BANK_REFS} in a bank")
+    n = 200
+    monkeypatch.setattr(limits, "MAX_BANK_INDEX_BYTES", 20_000)
+    rejects(remaster(grey(), lite_weights, refs=[one] * n), f"refs ({n} images) take",
+            "to choose from", "allowed: at most 20.0 kB")
     folder = tmp_path / "many"
     folder.mkdir()
     data = one.read_bytes()
     for i in range(n):
         (folder / f"ref_{i:06d}.png").write_bytes(data)
-    rejects(remaster(grey(), lite_weights, refs=folder), "holds more than 1000 files")
+    rejects(remaster(grey(), lite_weights, refs=folder), "refs directory", "its first",
+            "to choose from")
     bank = core.std.BlankClip(format=vs.RGB24, width=32, height=32, length=n)
-    rejects(remaster(grey(), lite_weights, refs=bank), f"refs clip (a bank", f"has {n} references")
-
-
-def test_total_reference_bytes(lite_weights, quiet, tmp_path, monkeypatch):
-    paths = [png(tmp_path / f"r{i}.png", h=40, w=56) for i in range(4)]
-    monkeypatch.setattr(limits, "MAX_BANK_BYTES", 3 * 40 * 56 * 3)    # three fit, four do not
-    rejects(remaster(grey(), lite_weights, refs=paths), "refs (4 images) take 26.9 kB",
-            "allowed: at most 20.2 kB")
+    rejects(remaster(grey(), lite_weights, refs=bank), "refs clip (a bank", "to choose from")
 
 
 def test_reference_clip_of_extreme_size(lite_weights, quiet):

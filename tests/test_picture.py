@@ -157,6 +157,26 @@ def test_the_cpu_and_device_finishes_agree(picks, bundled, tone, variant):
         assert all(g[k] == d[k] for k in ("_Matrix", "_Transfer", "_Primaries", "_Range"))
 
 
+@pytest.mark.parametrize("saturation", [0.5, 1.3])
+@pytest.mark.parametrize("variant", ["decoded", "GRAY16", "RGB24 BT.709"])
+def test_the_finishes_agree_on_scaled_colour(picks, bundled, variant, saturation):
+    """`saturation` scales the bundled model's colour of real frames alike in both
+    finishes, and does scale it (the output's chroma moves away from 1.0's)."""
+    from vsremaster.remaster import build
+    src = picks if variant == "decoded" else VARIANTS[variant](picks)
+    kw = dict(refs=str(REFS), weights=bundled, **SMALL)
+    graph = build(src, finish="graph", saturation=saturation, **kw).clip
+    device = build(src, finish="device", saturation=saturation, **kw).clip
+    plain = build(src, finish="graph", **kw).clip
+    for n in range(src.num_frames):
+        for p in range(graph.format.num_planes):
+            diff = np.abs(levels(graph, n, p) - levels(device, n, p)).mean()
+            assert diff <= 1, (n, p, diff)
+    moved = np.mean([np.abs(levels(graph, n, p) - levels(plain, n, p)).mean()
+                     for n in range(src.num_frames) for p in range(graph.format.num_planes)])
+    assert moved > 0.1, moved
+
+
 @pytest.mark.slow
 def test_restoration_moves_the_film_brightness_by_a_few_levels(excerpt, bundled):
     """The whole excerpt restored (the bundled model): the restoration's own change is all

@@ -31,10 +31,15 @@ MAX_REF_FILE_BYTES = 320 * 1000 * 1000
 MAX_REF_PIXELS = 50_000_000
 #: ... and at most this many bytes once decoded (a 50 MP 16-bit RGB image is 300 MB).
 MAX_REF_DECODED_BYTES = 320 * 1000 * 1000
-#: Most images in a bank (files, or frames of a refs clip of another length).
-MAX_BANK_REFS = 1000
-#: Most bytes of reference images kept in memory (each kept at a short edge of 512).
-MAX_BANK_BYTES = 4 * 1000 * 1000 * 1000
+#: Most bytes choosing keeps for a bank (files, or frames of a refs clip of another
+#: length): per reference its name and anchor (about 130 bytes plus the name), and per
+#: unanchored one a descriptor (about 2.7 kB). About 400,000 anchored references, or
+#: 23,000 unanchored; the count itself is not limited.
+MAX_BANK_INDEX_BYTES = 64 * 1000 * 1000
+#: Reference images kept at once (each at most 512 on its short edge), in entries and
+#: bytes; a bank within both is read whole at creation, a larger one per scene.
+REF_CACHE_IMAGES = 64
+REF_CACHE_BYTES = 256 * 1000 * 1000
 
 
 def device_kind(device) -> str:

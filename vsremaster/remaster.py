@@ -34,7 +34,7 @@ from .settings import PREVIEW_CHUNK, Settings, described, fail
 #: How output frames are finished: VapourSynth filters (CPU) or composed on the device.
 FINISHES = ("graph", "device")
 #: What `Confidence` does not take: its output is the colorization's confidence map.
-CONFIDENCE_FIXED = ("colorize", "confidence", "tone")
+CONFIDENCE_FIXED = ("colorize", "confidence", "tone", "saturation")
 
 
 def Remaster(clip: vs.VideoNode, refs=None, **settings) -> vs.VideoNode:
@@ -43,7 +43,8 @@ def Remaster(clip: vs.VideoNode, refs=None, **settings) -> vs.VideoNode:
     clip: GRAY, YUV or RGB, 8-16 bit integer or 16/32 bit float, constant format/size.
     refs: colour references: a clip (same length: synchronised per scene; else a bank;
         its format and size may vary per frame), a directory or list of image files, or
-        None. Read when the filter is created.
+        None. Checked when the filter is created (image headers); a bank of up to 64
+        images is read then, a larger one image by image as scenes need them.
     {settings}
 
     Every argument, and frame 0's colour props, are checked when the script runs; a
@@ -57,8 +58,9 @@ def Confidence(clip: vs.VideoNode, refs=None, **settings) -> vs.VideoNode:
     """Where `Remaster`'s colour is a guess: a GRAYS clip of the clip's size, each pixel
     the match confidence of the colorization's source-reference attention, in [0, 1]:
     1 = matched a reference closely, 0 = no reference resembles this (and 0 throughout
-    frames whose scene has no reference). Computed at 1/8 of the model size and upscaled
-    bilinearly; every frame also has `_RemasterConfidence` (its mean).
+    frames whose scene has no reference). Computed at 1/8 of the colorization's size
+    (`color_mindim`, else `mindim`) and upscaled bilinearly; every frame also has
+    `_RemasterConfidence` (its mean).
 
     clip, refs: as `Remaster`'s.
     {settings}
@@ -113,7 +115,8 @@ def build(clip, refs=None, *, finish=None, output="colour", **settings) -> "Pipe
     if output == "confidence":
         out = confidence_clip(parts, parts.clip)
     else:
-        out = colour_clip(parts, parts.clip, s.colorize, device, finish, s.confidence, s.tone)
+        out = colour_clip(parts, parts.clip, s.colorize, device, finish, s.confidence, s.tone,
+                          s.saturation)
     return Pipeline(out, parts.engine, parts.index, parts.bank, parts.references)
 
 
@@ -182,6 +185,8 @@ def _parts(clip, refs, s: Settings, weights_path, device, dtype) -> _Parts:
     source, clip = clip, checked(clip)                 # colour props checked per frame
     pw, ph = processing_size(clip.width, clip.height, s.model_mindim)
     small = model_input(clip, pw, ph)
+    # the colorization's own size (color_mindim); the restoration and results keep pw x ph
+    cw, ch = processing_size(clip.width, clip.height, s.colour_mindim)
     index = SceneIndex(scan_luma(clip), s.sc_threshold)           # reads no frame
     try:
         if not s.colorize or not isinstance(refs, vs.VideoNode):
@@ -201,7 +206,7 @@ def _parts(clip, refs, s: Settings, weights_path, device, dtype) -> _Parts:
     engine = Engine(models, grid, references, s, size=(ph, pw),
                     rgb_input=clip.format.color_family == vs.RGB,
                     step=push_step(pw, ph, device, dtype), threads=vs.core.num_threads,
-                    grey_note=grey_note)
+                    grey_note=grey_note, colour_size=(ch, cw))
     if device.type == "cpu":
         release_openmp_threads()    # the networks run on VapourSynth's threads, not this one
     return _Parts(source, refs, clip, small, index, bank, references, engine, models)

@@ -20,6 +20,8 @@ from .model.decoding import CONTEXTS, WINDOW_RADIUS
 
 #: How GRAY and YUV input's luma comes out (finish.compose): kept, or the authors' Lab trip
 TONES = ("keep", "lab")
+#: Largest `saturation`: beyond it nearly every colour leaves the gamut and is clipped
+MAX_SATURATION = 4.0
 #: preview=True: model size, attention window and chunk of a quick approximate look
 PREVIEW_MINDIM, PREVIEW_WINDOW, PREVIEW_CHUNK = 160, 2, 8
 
@@ -46,6 +48,9 @@ class Settings:
     colorize: bool = _doc("run the colorization network (False keeps the input's colour "
                           "family)", default=True)
     mindim: int = _doc("short edge of frames at model size (multiples of 16)", default=320)
+    color_mindim: int | None = _doc(
+        "short edge the colorization runs at (multiples of 16), at most mindim; the "
+        "restoration still runs at mindim (None: mindim)", default=None)
     ref_mindim: int = _doc("short edge of the reference canvas", default=256)
     max_refs: int = _doc("most references per scene", default=6)
     chunk: int | None = _doc("frames computed per request (default 24 on a CPU, 32 on "
@@ -67,6 +72,9 @@ class Settings:
     tone: str = _doc("GRAY/YUV input: 'keep' (the output's luma is the input's, restored) "
                      "or 'lab' (the authors' Lab round trip; mid-greys come back darker)",
                      default="keep")
+    saturation: float = _doc("factor on the model's a*b* before the conversion to the "
+                             "output (1.0: the model's colour; above 1: more vivid)",
+                             default=1.0)
 
     def __post_init__(self):
         if self.weights is not None and not isinstance(self.weights, (str, os.PathLike)):
@@ -83,6 +91,11 @@ class Settings:
             fail("confidence=True needs colorize=True (the confidence is the "
                  "colorization's); allowed with colorize=False: confidence=False")
         _int("mindim", self.mindim, 32, 4320)
+        if self.color_mindim is not None:
+            _int("color_mindim", self.color_mindim, 32, 4320, " or None")
+            if self.color_mindim > self.mindim:
+                fail(f"color_mindim {self.color_mindim} is above mindim {self.mindim}; "
+                     f"allowed: 32 to mindim, or None (the colorization at mindim)")
         _int("ref_mindim", self.ref_mindim, 32, 4320)
         _int("max_refs", self.max_refs, 0, 64)
         if self.chunk is not None:
@@ -97,6 +110,14 @@ class Settings:
         if self.context not in CONTEXTS:
             fail(f"context must be one of {', '.join(map(repr, CONTEXTS))}, "
                  f"not {self.context!r}")
+        v = self.saturation
+        if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) or \
+                not 0 <= v <= MAX_SATURATION:
+            fail(f"saturation must be a finite number from 0 to {MAX_SATURATION:g} "
+                 f"(1.0: the model's colour), not {v!r}")
+        if v != 1.0 and not self.colorize:
+            fail(f"saturation={v!r} needs colorize=True (it scales the colorization's "
+                 f"colour); allowed with colorize=False: 1.0")
         if self.tone not in TONES:
             fail(f"tone must be one of {', '.join(map(repr, TONES))}, not {self.tone!r}")
 
@@ -114,13 +135,18 @@ class Settings:
         return min(self.mindim, PREVIEW_MINDIM) if self.preview else self.mindim
 
     @property
+    def colour_mindim(self) -> int:
+        """Short edge of the colorization's model size (preview caps it too)."""
+        return min(self.color_mindim or self.mindim, self.model_mindim)
+
+    @property
     def window(self) -> int:
         """Frames each side a self attention sees."""
         return PREVIEW_WINDOW if self.preview else WINDOW_RADIUS
 
     def engine_key(self) -> "Settings":
         """These settings less what only the output clip uses (shared engines key on it)."""
-        return dataclasses.replace(self, confidence=False, tone="keep")
+        return dataclasses.replace(self, confidence=False, tone="keep", saturation=1.0)
 
 
 def _int(name: str, value, lo: int, hi: int, none: str = "") -> None:

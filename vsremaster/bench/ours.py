@@ -97,9 +97,15 @@ def measure(cfg: Config, inputs: Inputs, small: Inputs, weights, keep: set[int],
     warm_in = warmup_input(cfg, inputs, small)
     warm = None
     if warm_in is not None:
+        warm_mindim = min(warm_in.frames.shape[1:])
+        warm_user = dict(user)
+        if warm_user.get("color_mindim"):
+            # the timed run's colour/model ratio at the warm-up's smaller size
+            warm_user["color_mindim"] = max(32, min(
+                warm_mindim, warm_user["color_mindim"] * warm_mindim // min(w, h)))
         warm = build(grey_clip(warm_in.frames), refs=warm_in.ref_paths or None,
-                     **{**kw, "mindim": min(warm_in.frames.shape[1:]),
-                        "ref_mindim": warm_in.ref_size, **user})
+                     **{**kw, "mindim": warm_mindim, "ref_mindim": warm_in.ref_size,
+                        **warm_user})
         for _ in warm.clip.frames(close=True):
             pass
     clip = grey_clip(inputs.frames)

@@ -32,6 +32,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mindim", type=int, default=320,
                         help="short edge of the processing size (default 320)")
     parser.add_argument("--chunk", type=int, default=5, help="frames per network call (default 5)")
+    parser.add_argument("--color-mindim", type=int, default=None, metavar="N",
+                        help="short edge the colorization runs at, as Remaster(color_mindim=N) "
+                             "runs it (default: --mindim; ours gets color_mindim=N too)")
+    parser.add_argument("--saturation", type=float, default=1.0, metavar="S",
+                        help="score the model's a*b* scaled by S, as Remaster(saturation=S) "
+                             "scales them (default 1.0; ours gets saturation=S too)")
     parser.add_argument("--suite", choices=["references"], default=None,
                         help="also run the reference-behaviour suite on each clip")
     parser.add_argument("--suite-frames", type=int, default=5, metavar="N",
@@ -78,6 +84,7 @@ def run(args) -> int:
     from ..evaluation.consistency import METHODS
     from ..evaluation.protocol import EvalConfig, evaluate_clip, summarise, table
     from ..model.checkpoint import CheckpointError, load_checkpoint
+    from ..settings import MAX_SATURATION
 
     temporal = () if args.temporal.strip() in ("", "none") else \
         tuple(m.strip() for m in args.temporal.split(",") if m.strip())
@@ -86,6 +93,16 @@ def run(args) -> int:
         if bad:
             raise ValueError(f"--temporal: unknown {bad}; choose from {','.join(METHODS)} or none")
         ours_args, variants = ours_options(args.ours_args, args.ours_variant)
+        if args.color_mindim is not None:
+            if not 32 <= args.color_mindim <= args.mindim:
+                raise ValueError(f"--color-mindim {args.color_mindim}: allowed: 32 to "
+                                 f"--mindim ({args.mindim})")
+            ours_args = {"color_mindim": args.color_mindim, **ours_args}
+        if not (math.isfinite(args.saturation) and 0 <= args.saturation <= MAX_SATURATION):
+            raise ValueError(f"--saturation {args.saturation!r}: allowed: a finite number "
+                             f"from 0 to {MAX_SATURATION:g}")
+        if args.saturation != 1.0:      # the real filter scales its colour the same way
+            ours_args = {"saturation": args.saturation, **ours_args}
     except ValueError as e:
         print(f"evaluate: {e}", file=sys.stderr)
         return 2
@@ -102,7 +119,8 @@ def run(args) -> int:
     cfg = EvalConfig(frames=args.frames, refs_every=args.refs_every, no_refs=args.no_refs,
                      mindim=args.mindim, chunk=args.chunk, device=device, temporal=temporal,
                      weights=str(path), ours_args=ours_args, ours_variants=variants,
-                     confidence=not args.no_confidence)
+                     confidence=not args.no_confidence, color_mindim=args.color_mindim,
+                     saturation=args.saturation)
     t0 = time.time()
     results = []
     for clip in args.clips:
@@ -119,6 +137,8 @@ def run(args) -> int:
     print(table(results, mean))
     record = {**mean, "weights": str(path), "clips": results,
               "refs_every": args.refs_every, "no_refs": args.no_refs, "mindim": args.mindim,
+              "color_mindim": args.color_mindim,
+              "saturation": args.saturation,
               "frames": args.frames,
               "seconds": round(time.time() - t0, 1)}
     if args.suite == "references":

@@ -7,6 +7,16 @@ import sys
 from pathlib import Path
 
 HELP = "print versions, devices and the weights found"
+#: What `color_mindim` was measured to do with particular weights (benchmarks/RESULTS.md,
+#: "Colour at a smaller size than the restoration (issue 35)").
+COLOUR_SIZE_NOTES = {
+    "vsremaster-lite-step2500": (
+        "Remaster(color_mindim=N) colours at short edge N and restores at mindim. With "
+        "these weights at mindim 640 (five held-out clips, 10 frames each) colour at 640 "
+        "scored best (PSNR ab 27.46, CIEDE2000 10.51); color_mindim=320 scored as mindim "
+        "320 does (27.21 / 10.83 against 27.19 / 10.88) with the 640 restoration, and ran "
+        "5.5x faster on a 2-core CPU: a speed setting, not a quality one"),
+}
 
 
 def add_arguments(parser) -> None:
@@ -101,9 +111,17 @@ def report_weights(path) -> int:
               f"{fallback.why_grey(model_r.name, meta)}")
     else:
         print("without references: the colorization network colours scenes from its own guess")
+    print(f"colour size: {colour_size_note(model_r.name)}")
     if not authors:
         print(_authors_steps())
     return 0
+
+
+def colour_size_note(name: str) -> str:
+    """What Remaster(color_mindim=N) does, with the measured figures of `name` if any."""
+    return COLOUR_SIZE_NOTES.get(name, "Remaster(color_mindim=N) runs the colorization at "
+                                 "short edge N and the restoration at mindim (faster; not "
+                                 "measured with these weights)")
 
 
 def _kind(found, authors: bool) -> str:

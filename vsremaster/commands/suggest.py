@@ -4,7 +4,8 @@ Renders the match confidence (`vsremaster.Confidence`) cheaply, at a low model s
 ranks the scenes by their mean confidence and prints, for the N weakest, the frame with
 the lowest confidence: a colour version of it, added to DIR, helps that scene most.
 Writes a contact sheet PNG of those frames beside their confidence maps, and prints one
-JSON line last.
+JSON line last. With --export DIR each suggested frame is also written at full size as a
+grey `DIR/ref_NNNNNN.png`, ready to colour and drop into the refs folder.
 """
 from __future__ import annotations
 
@@ -40,6 +41,15 @@ def add_arguments(parser) -> None:
                         help="where to write the contact sheet (default suggestions.png)")
     parser.add_argument("--thumb", type=int, default=240, metavar="W",
                         help="width of each frame on the contact sheet (default 240)")
+    parser.add_argument("--export", metavar="DIR",
+                        help="also write each suggested frame at full size as a grey "
+                             "DIR/ref_NNNNNN.png (NNNNNN: the frame, as the refs folder "
+                             "anchors it; 16-bit PNG for sources deeper than 8 bits): colour "
+                             "them, then move them into the refs folder. DIR is made if "
+                             "missing and may not be the refs folder; files already there "
+                             "are kept (the run stops, writing none) unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="with --export: overwrite ref_NNNNNN.png files already in DIR")
     parser.add_argument("-a", "--arg", action="append", default=[], metavar="NAME=VALUE",
                         help="a global of the script, as with vspipe -a (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -109,6 +119,10 @@ def run(args) -> int:
     if args.n < 1:
         print("suggest: -n must be at least 1", file=sys.stderr)
         return 2
+    export = _export_folder(args)
+    if isinstance(export, str):
+        print(f"suggest: {export}", file=sys.stderr)
+        return 2
     try:
         clip, threshold, found = _load(source, args.arg)
         if args.sc_threshold is not None:
@@ -153,7 +167,38 @@ def run(args) -> int:
         print(f"suggest: could not write {sheet_path}", file=sys.stderr)
         return 1
     print(f"contact sheet: {sheet_path}")
+    exported = []
+    if export is not None:
+        from ..references.suggest import ExportError, export_grey
+        try:
+            exported = export_grey(clip, [s.frame for s in picked], export, args.force)
+        except (ExportError, vs.Error, OSError) as e:
+            print(f"suggest: --export: {e}", file=sys.stderr)
+            return 1
+        print(f"exported {len(exported)} grey frames to {export}: colour them, then move "
+              f"them into {args.refs}")
     print(json.dumps({"source": str(source), "refs": str(args.refs), "mindim": args.mindim,
                       "frames": clip.num_frames, "scenes": len(ranked),
-                      "suggestions": [s.as_dict() for s in picked], "sheet": str(sheet_path)}))
+                      "suggestions": [s.as_dict() for s in picked], "sheet": str(sheet_path),
+                      "exported": [str(p) for p in exported]}))
     return 0
+
+
+def _export_folder(args):
+    """The --export folder (None without it), or why it is refused: checked before any
+    work, so a bad folder costs no rendering."""
+    if args.export is None:
+        if args.force:
+            return "--force needs --export DIR (it overwrites exported frames)"
+        return None
+    from ..references.suggest import export_problem
+    folder = Path(args.export)
+    why = export_problem(folder)
+    if why:
+        return f"--export {why}"
+    refs = Path(args.refs)
+    if refs.exists() and folder.exists() and folder.resolve() == refs.resolve():
+        return (f"--export {args.export!r} is the refs folder: grey frames there would be "
+                "read as references; allowed: another folder (colour the frames, then move "
+                "them in)")
+    return folder

@@ -106,7 +106,9 @@ def load_models(path, device: torch.device, dtype: torch.dtype):
 
 
 def push_step(pw: int, ph: int, device: torch.device, dtype: torch.dtype) -> int:
-    """Frames per push through the networks that fit the memory budget."""
+    """Frames per push through the networks that fit the memory budget. Sized by the
+    model size (pw, ph), the restoration's: a colorization at a smaller `color_mindim`
+    needs less per frame, so the bound holds for it too."""
     per_frame = _PUSH_BYTES_PER_PIXEL_BYTE * torch.finfo(dtype).bits // 8 * pw * ph
     if device.type == "cuda":
         budget = min(torch.cuda.mem_get_info(device)[0] // 4, _PUSH_BUDGET_CUDA)

@@ -77,16 +77,18 @@ class Engine:
     def __init__(self, models: Models, grid: Grid, references, settings, *,
                  size: tuple[int, int], rgb_input: bool, step: int = 8, threads: int = 1,
                  cache_bytes: int = 512 << 20, state_bytes: int = 1 << 30,
-                 grey_note: str | None = None, confidence: bool = False):
+                 grey_note: str | None = None, confidence: bool = False,
+                 colour_size: tuple[int, int] | None = None):
         """references: (scene start, scene stop) -> (bank indices, canvas or None);
         settings: the filter's `Settings` (restore, colorize, context, window); size:
         the model size (h, w); step: most frames per push through the networks (memory);
         cache_bytes / state_bytes: bounds of the finished-cell and stream-state caches;
         grey_note: when given, scenes without references are kept grey (neutral ab, no
         colorization) and their frames say `grey_note`; confidence: finish each frame's
-        match confidence too (`enable_confidence` turns it on later)."""
+        match confidence too (`enable_confidence` turns it on later); colour_size: the
+        colorization's size (h, w), at most `size` (None: `size`); results stay at `size`."""
         restore, colorize = settings.restore, settings.colorize
-        self.size = size
+        self.size, self.colour_size = size, tuple(colour_size or size)
         self.models, self.grid, self.references = models, grid, references
         self.colorize, self.rgb_input = colorize, rgb_input
         # fixed frames per call (a fixed shape keeps the bits; 4 on a CPU beat one frame
@@ -95,7 +97,7 @@ class Engine:
         self.stream = SceneStream(models, restore=restore, colorize=colorize,
                                   context=settings.context, batch=batch, window=settings.window,
                                   chunk_of=lambda t: (grid.cell_of(t).start, grid.cell_of(t).stop),
-                                  confidence=confidence)
+                                  confidence=confidence, sizes=(size, self.colour_size))
         # a scene kept grey goes through restoration only (its confidence is 0)
         self.grey_note = grey_note if colorize else None
         self.grey_stream = SceneStream(models, restore=restore, colorize=False, batch=batch) \

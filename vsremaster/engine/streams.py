@@ -4,8 +4,11 @@ A `SceneStream` takes model-size luminance a piece at a time and gives back fini
 frames as model-size results: the restoration's change of L, the colour (ab) and, when
 asked, the match confidence of the source-reference attention (model.blocks). Each
 part is a stream of its own (model.streaming, model.decoding); the encoders between them
-work on each frame alone. Pieces are pushed in steps of at most `step` frames, which
-bounds the memory a push needs; the bits do not depend on the steps.
+work on each frame alone. With a colour size below the model size (`color_mindim`) the
+encoders take the restored L brought down to it, and the decoder's ab and the confidence
+are brought back up to model size (model.sizes), so the results keep one shape. Pieces
+are pushed in steps of at most `step` frames, which bounds the memory a push needs; the
+bits do not depend on the steps.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..model import RefEncoding
+from ..model import RefEncoding, to_colour_size, to_model_size
 from ..references.fallback import NEUTRAL_AB
 from ..model.decoding import WINDOW_RADIUS, DecoderStream
 from ..model.streaming import ChainState, RestorationStream, StreamState, per_frame
@@ -130,12 +133,16 @@ class SceneStream:
 
     def __init__(self, models: Models, *, restore: bool, colorize: bool, context: str = "frame",
                  batch: int = 1, window: int = WINDOW_RADIUS, chunk_of=None,
-                 confidence: bool = False):
+                 confidence: bool = False, sizes: tuple | None = None):
         """batch: frames per call of every per-frame computation (fixed: the bits then do
         not depend on which frames are computed together); window: frames each side a
         self attention sees; chunk_of: with context="chunk", t -> the chunk holding t;
-        confidence: also finish each frame's match confidence (needs colorize)."""
+        confidence: also finish each frame's match confidence (needs colorize); sizes:
+        (model size, colour size), each (h, w), when the colorization runs smaller (None
+        or equal sizes: nothing is resized, so the bits are those without color_mindim)."""
         self.models, self.batch = models, batch
+        self.sizes = sizes if colorize and sizes and tuple(sizes[0]) != tuple(sizes[1]) \
+            else None
         self.confidence = confidence and colorize
         form, per_call = restoration_form(models, batch)
         self.restoration = RestorationStream(models.restore, per_call, form) \
@@ -205,8 +212,16 @@ class SceneStream:
         return r, l_out, l_out.float() - l_in.float()
 
     def _encode(self, restored: torch.Tensor, refs: RefEncoding | None):
-        net, conf = self.models.colorize, self.confidence
-        return per_frame(lambda f: net.encode_frame_batch(f, refs, conf), restored, self.batch)
+        net, conf, sizes = self.models.colorize, self.confidence, self.sizes
+        if sizes is None:
+            return per_frame(lambda f: net.encode_frame_batch(f, refs, conf), restored,
+                             self.batch)
+        (h, w), colour = sizes
+
+        def encode(f):          # inside the fixed batch: a frame's bits never see others
+            out = net.encode_frame_batch(to_colour_size(f, colour), refs, conf)
+            return out[:2] + (to_model_size(out[2], (h // 8, w // 8)),) if conf else out
+        return per_frame(encode, restored, self.batch)
 
     def _finish(self, state: SceneState, restored, last: bool):
         """Without colorization, restored frames are finished as they come."""
@@ -221,6 +236,8 @@ class SceneStream:
         feats = None if not feats else tuple(torch.cat(t) for t in zip(*feats))
         d, ab = self.decoder.push(state.decode, feats, last)
         n = 0 if ab is None else len(ab)
+        if n and self.sizes is not None:
+            ab = per_frame(lambda f: to_model_size(f, self.sizes[0]), ab.float(), self.batch)
         # what waits from waiting_at on: frames before the decoder's first output (a cold
         # start) get none, the next n go out with their ab
         early = max(0, state.decode.next_out - state.waiting_at)

@@ -24,6 +24,7 @@ from kornia.color import rgb_to_lab
 
 from ..bench.config import variant_name
 from ..color.lab import ab_to_model, model_to_rgb
+from ..finish.compose import saturated
 from .temporal import scene_bounds, temporal_metrics
 
 METHODS = ("ours", "block5", "naive")
@@ -86,6 +87,7 @@ def evaluate_methods(cfg, model_r, model_c, grey: torch.Tensor, refs: torch.Tens
         rgbs["block5"] = model_to_rgb(*block5)
     if "naive" in cfg.temporal:
         l, ab = naive_window(model_r, model_c, grey, refs, cfg.device)
+        ab = saturated(ab, cfg.saturation)              # as the protocol's own output
         out.update({f"naive_{k}": v for k, v in score(l, ab).items()})
         rgbs["naive"] = model_to_rgb(l, ab)
     out["temporal"] = {name: temporal_metrics(rgb.numpy(), ab=abs_.get(name))

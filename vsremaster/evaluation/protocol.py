@@ -8,7 +8,11 @@
 3. Remaster: the restoration network, then the colorization network, on consecutive
    chunks of 5 frames, with references = the first frame (default) or every N-th frame
    (`refs_every`), placed on a 256-short-edge canvas as the official script does; or
-   none (`no_refs`: what `Remaster(refs=None)` asks of the model).
+   none (`no_refs`: what `Remaster(refs=None)` asks of the model). With `color_mindim`
+   the colorization runs at that short edge as the filter's `color_mindim` runs it (the
+   restored L brought down, the ab brought back up: `vsremaster.model.sizes`). With `saturation`
+   the model's a*b* are scaled as the filter's `saturation` scales them
+   (`finish.compose.saturated`) before anything is scored.
 4. Score PSNR on L (restoration), on ab (colorization; model ab units in [0, 1]), on all
    channels (sRGB in [0, 1]), mean CIEDE2000 and mean |ab error| (CIELAB a*, b* units),
    against two baselines in the same run:
@@ -34,7 +38,9 @@ import torch
 from kornia.color import rgb_to_lab
 
 from ..color.lab import model_to_ab, model_to_rgb, rgb_to_model
+from ..finish.compose import saturated
 from ..frames.source import processing_size
+from ..model import to_colour_size, to_model_size
 from ..training.data import read_video
 from ..training.deterioration import EVALUATION, EVALUATION_SEED, Deteriorator, Settings, make_bank
 from .metrics import mean_abs_error, mean_ciede2000, psnr
@@ -60,6 +66,10 @@ class EvalConfig:
     ours_variants: tuple[dict, ...] = ()                   # more ours runs, each with these
     #: per-frame match confidence against colour error, under the result's `confidence`
     confidence: bool = False
+    #: short edge the colorization runs at, as the filter's `color_mindim` (None: mindim)
+    color_mindim: int | None = None
+    #: factor on the model's a*b*, as the filter's `saturation` (1.0: as the model made them)
+    saturation: float = 1.0
 
 
 def model_size(frames: np.ndarray, mindim: int = 320) -> tuple[int, int]:
@@ -100,10 +110,12 @@ def to_tensor(frames: np.ndarray, size: tuple[int, int] | None = None) -> torch.
 
 @torch.no_grad()
 def remaster(model_r, model_c, grey: torch.Tensor, refs: torch.Tensor | None,
-             chunk: int = 5, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+             chunk: int = 5, device="cpu",
+             colour_size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the networks directly: grey L [T, 1, H, W] -> (restored L [T, 1, H, W], ab [T, 2, H, W]).
 
     Consecutive chunks of `chunk` frames, no overlap; references [N, 3, Hr, Wr] encoded once.
+    colour_size: (h, w) the colorization runs at, as the filter's `color_mindim` (None: H, W).
     """
     model_r.eval()
     model_c.eval()
@@ -112,9 +124,12 @@ def remaster(model_r, model_c, grey: torch.Tensor, refs: torch.Tensor | None,
     for s in range(0, grey.shape[0], chunk):
         x = grey[s:s + chunk].transpose(0, 1)[None].to(device)       # [1, 1, t, H, W]
         restored = model_r(x)
-        ab = model_c(restored, enc)
+        l_c = restored
+        if colour_size is not None:
+            l_c = to_colour_size(restored[0].transpose(0, 1), colour_size).transpose(0, 1)[None]
+        ab = model_c(l_c, enc)[0].transpose(0, 1)
         ls.append(restored[0].transpose(0, 1).float().cpu())
-        abs_.append(ab[0].transpose(0, 1).float().cpu())
+        abs_.append(to_model_size(ab, restored.shape[-2:]).float().cpu())
     return torch.cat(ls), torch.cat(abs_)
 
 
@@ -170,7 +185,9 @@ def evaluate_frames(frames: np.ndarray, model_r, model_c, cfg: EvalConfig,
     ref_frames = [] if cfg.no_refs else [frames[i].astype(np.float32) / 255.0
                                          for i in reference_indices(len(frames), cfg.refs_every)]
     refs = reference_canvas(ref_frames) if ref_frames else None
-    l_pred, ab_pred = remaster(model_r, model_c, grey, refs, cfg.chunk, cfg.device)
+    colour = model_size(frames, cfg.color_mindim) if cfg.color_mindim else None
+    l_pred, ab_pred = remaster(model_r, model_c, grey, refs, cfg.chunk, cfg.device, colour)
+    ab_pred = saturated(ab_pred, cfg.saturation)
     lab_true = rgb_to_lab(rgb)
 
     def judge(l, ab):                   # every method against the same truth

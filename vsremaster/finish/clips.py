@@ -22,8 +22,10 @@ from .graph import graph_finish, luma_only
 from .output import output_format, set_props, write_planes
 
 
-def colour_clip(parts, clip, colorize: bool, device, finish, confidence: bool, tone: str):
-    """Remaster's output clip over shared parts (`remaster._Parts`)."""
+def colour_clip(parts, clip, colorize: bool, device, finish, confidence: bool, tone: str,
+                saturation: float = 1.0):
+    """Remaster's output clip over shared parts (`remaster._Parts`); saturation scales
+    the model's a*b* (`compose.saturated`)."""
     engine, small, models = parts.engine, parts.small, parts.models
     finish = finish or ("device" if device.type == "cuda" else "graph")
     out_fmt = output_format(clip.format, colorize)
@@ -32,13 +34,14 @@ def colour_clip(parts, clip, colorize: bool, device, finish, confidence: bool, t
         blank = vs.core.std.BlankClip(small, format=planes, keep=True)
         render = ColourFrames(engine, small, blank, models.name, None)
         out = graph_finish(vs.core.std.FrameEval(blank, render.eval), clip, out_fmt, colorize,
-                           tone)
+                           tone, saturation)
     else:
         composed = out_fmt if colorize or clip.format.color_family == vs.RGB else \
             out_fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
         blank = vs.core.std.BlankClip(clip, format=composed.id, keep=True)
         render = ColourFrames(engine, small, blank, models.name,
-                         (clip, DeviceComposer(device, clip.format, composed, tone)))
+                         (clip, DeviceComposer(device, clip.format, composed, tone,
+                                               saturation)))
         out = vs.core.std.FrameEval(blank, render.eval)
         if composed.color_family == vs.GRAY:
             out = luma_only(out, clip)

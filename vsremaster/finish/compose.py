@@ -11,14 +11,21 @@ Two tones for GRAY and YUV input (`settings.TONES`):
 - "lab": the authors' round trip: the luma read as L*/100 and composed in Lab. The L*
   curve is not a video transfer curve, so mid-greys come back about 5 levels darker.
 RGB input has its L from linear light and always takes the exact Lab round trip.
+
+`saturation` scales the model's a*b* about neutral before the conversion (RGB input: the
+model's ab, which replace the input's); 1.0 adds no operation at all.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ..color.lab import model_to_rgb, rgb_to_model
+from ..color.lab import AB_LIMIT, model_to_rgb, rgb_to_model
 from ..color.ycbcr import rgb_to_ycbcr
+from ..references.fallback import NEUTRAL_AB
+
+#: The model ab the conversion keeps (a*, b* clipped to +-AB_LIMIT, `color.lab.model_to_ab`)
+_AB_LOW, _AB_HIGH = NEUTRAL_AB - AB_LIMIT / 255.0, NEUTRAL_AB + AB_LIMIT / 255.0
 
 
 def upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -30,6 +37,16 @@ def upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
+def saturated(ab: torch.Tensor, saturation: float) -> torch.Tensor:
+    """Model ab [..., 2, H, W] with a*, b* scaled by `saturation` about neutral, clipped
+    as the conversion clips them (+-AB_LIMIT), so what is scored is what is shown.
+    1.0 returns `ab` itself: the model's colour bit for bit. (`finish.expr` has the same
+    formula for the CPU finish; `vsremaster evaluate --saturation` scores with this.)"""
+    if saturation == 1.0:
+        return ab
+    return ((ab - NEUTRAL_AB) * saturation + NEUTRAL_AB).clamp(_AB_LOW, _AB_HIGH)
+
+
 def grey_lightness(y: torch.Tensor) -> torch.Tensor:
     """Model L (L*/100) of the sRGB grey whose code value is y in [0, 1] (any shape)."""
     lin = torch.where(y > 0.04045, ((y + 0.055) / 1.055) ** 2.4, y / 12.92)
@@ -39,14 +56,15 @@ def grey_lightness(y: torch.Tensor) -> torch.Tensor:
 
 
 def compose(l_in: torch.Tensor, delta: torch.Tensor | None, ab: torch.Tensor | None,
-            matrix: int | None, tone: str = "keep", rgb: torch.Tensor | None = None
-            ) -> torch.Tensor:
+            matrix: int | None, tone: str = "keep", rgb: torch.Tensor | None = None,
+            saturation: float = 1.0) -> torch.Tensor:
     """One output frame at full size, in [0, 1] (Y'CbCr chroma in [-0.5, 0.5]).
 
     l_in: the input's model L [..., 1, H, W] (GRAY/YUV: the luma; ignored when `rgb` is
     given); rgb: an RGB input's sR'G'B' [..., 3, H, W] or None; delta: the restoration's
     change [..., 1, h, w] or None; ab: model ab [..., 2, h, w] or None (RGB input: its
-    own); matrix: the Y'CbCr matrix of YUV output, None for R'G'B' output. Returns
+    own); matrix: the Y'CbCr matrix of YUV output, None for R'G'B' output; saturation:
+    the factor on the model's a*b* (`saturated`; not on an RGB input's own). Returns
     [..., 3, H, W], or the restored L [..., 1, H, W] when there is no colour at all.
     """
     if rgb is not None:
@@ -57,7 +75,8 @@ def compose(l_in: torch.Tensor, delta: torch.Tensor | None, ab: torch.Tensor | N
     size = l_in.shape[-2:]
     l_new = l_in if delta is None else l_in + upscale(delta, size)
     l_new = l_new.clamp(0, 1)
-    ab = upscale(ab, size) if ab is not None else ab_in
+    # scaled after the upscale, as the graph finish does: the clip is not linear
+    ab = saturated(upscale(ab, size), saturation) if ab is not None else ab_in
     if ab is None:
         return l_new
     lightness = grey_lightness(l_new) if tone == "keep" else l_new

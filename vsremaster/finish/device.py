@@ -35,8 +35,9 @@ class DeviceComposer:
     """Turns (source frame, finished cell, index) into an output frame's planes."""
 
     def __init__(self, device: torch.device, source: vs.VideoFormat, out: vs.VideoFormat,
-                 tone: str = "keep"):
+                 tone: str = "keep", saturation: float = 1.0):
         self.device, self.source, self.out, self.tone = device, source, out, tone
+        self.saturation = saturation
         self.rgb_input = source.color_family == vs.RGB
         self._local = threading.local()
 
@@ -100,7 +101,8 @@ class DeviceComposer:
         rgb_out = self.out.color_family == vs.RGB
         x = compose(unit, None if fin.delta is None else fin.delta[j],
                     None if fin.ab is None else fin.ab[j], None if rgb_out else matrix,
-                    self.tone, rgb=unit if self.rgb_input else None)
+                    self.tone, rgb=unit if self.rgb_input else None,
+                    saturation=self.saturation)
         if x.shape[-3] == 1 or rgb_out:
             return self._samples(x, full, False)
         return torch.cat([self._samples(x[:1], full, False),

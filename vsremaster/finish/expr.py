@@ -77,8 +77,11 @@ def _lab_steps(l_expr: str, a_expr: str, b_expr: str) -> list[tuple[str, str]]:
             ("Z", f"{_finv('fz')} {_num(WHITE[2])} *")]
 
 
-def _model_ab(v: str) -> str:
-    return f"{v} 255 * 128 - {_num(-AB_LIMIT)} max {_num(AB_LIMIT)} min"
+def _model_ab(v: str, saturation: float = 1.0) -> str:
+    """a* or b* of model ab `v`, times `saturation` (`compose.saturated`; 1.0: no
+    operation), clipped to +-AB_LIMIT."""
+    scaled = "" if saturation == 1.0 else f" {_num(saturation)} *"
+    return f"{v} 255 * 128 -{scaled} {_num(-AB_LIMIT)} max {_num(AB_LIMIT)} min"
 
 
 def _finite(v: str) -> str:
@@ -99,14 +102,17 @@ def _grey_lightness(v: str) -> list[tuple[str, str]]:
             ("lstar", "@fl 116 * 16 - 100 /")]
 
 
-def compose_linear_rgb(channel: int, colour_from_model: bool = True, tone: str = "lab") -> str:
+def compose_linear_rgb(channel: int, colour_from_model: bool = True, tone: str = "lab",
+                       saturation: float = 1.0) -> str:
     """Linear R, G or B (`channel`) of the composed frame.
 
     Clips: x = input L (model L in [0, 1], full size), y = the restoration's change of L
     (upscaled), z / a = model a / b (upscaled; with colour_from_model) or Lab a* / b*.
     tone "keep" reads the restored L as an sRGB grey's code value, "lab" as L* / 100.
+    saturation scales the model's a*b* (not Lab a* / b* given as they are).
     """
-    ab = (_model_ab("z"), _model_ab("a")) if colour_from_model else ("z", "a")
+    ab = (_model_ab("z", saturation), _model_ab("a", saturation)) if colour_from_model \
+        else ("z", "a")
     restored = RESTORED_L
     if tone == "keep":
         steps = [("v", restored)] + _grey_lightness("v")

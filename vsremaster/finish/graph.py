@@ -18,12 +18,13 @@ TRANSFER_LINEAR = 8
 
 
 def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
-                 colorize: bool, tone: str = "keep") -> vs.VideoNode:
+                 colorize: bool, tone: str = "keep", saturation: float = 1.0) -> vs.VideoNode:
     """The full-size output from model-size results, built of VapourSynth filters.
 
     results: model-size frames, planes (delta L, model a, model b) as RGBS, or (delta L)
     as GRAYS without colorization; their `OWN_PROPS` go to the output. The source's
-    props are kept; colour props describe the output. tone: see `finish.compose`.
+    props are kept; colour props describe the output. tone, saturation: see
+    `finish.compose` (saturation scales the model's a*b* only).
     """
     core = vs.core
     up = core.resize.Bilinear(results, source.width, source.height)
@@ -42,7 +43,8 @@ def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoForma
     else:
         l_new = core.std.Expr([full_size_l(source), planes[0]], RESTORED_L, format=vs.GRAYS)
         return _props_from(results, luma_only(_converted(l_new, source, grey, False), source))
-    lin = [core.std.Expr(clips, compose_linear_rgb(c, from_model, tone), format=vs.GRAYS)
+    lin = [core.std.Expr(clips, compose_linear_rgb(c, from_model, tone, saturation),
+                          format=vs.GRAYS)
            for c in range(3)]
     # the props say what the planes hold (the resizer follows them over `*_in` arguments)
     rgb = core.std.SetFrameProps(core.std.ShufflePlanes(lin, [0, 0, 0], vs.RGB), _Matrix=0,

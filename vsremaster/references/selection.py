@@ -13,13 +13,13 @@ histograms (tonal statistics), each in [0, 1] after scaling, summed.
 """
 from __future__ import annotations
 
+import heapq
 import threading
 
 import cv2
 import numpy as np
 
 from ..planning.scenes import THUMB, SceneIndex, describe
-from .sources import RefBank
 from .synced import SyncedRefs
 
 _DESCS_LOCK = threading.Lock()
@@ -39,20 +39,58 @@ def similarity(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray
     return 0.5 * (cosine + 1.0) + float(np.minimum(a[1], b[1]).sum())
 
 
-def _loose_descriptors(bank: RefBank) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Descriptors of the bank's unanchored references, computed once per bank."""
+def _loose_descriptors(bank) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Descriptors of the bank's unanchored references, computed once per bank.
+
+    Each image is read once for it (`bank.read`: a LazyBank's images are not kept).
+    """
     descs = getattr(bank, "_loose_descriptors", None)
     if descs is None:
         with _DESCS_LOCK:
             descs = getattr(bank, "_loose_descriptors", None)
             if descs is None:
-                descs = {i: ref_descriptor(bank.images[i])
+                descs = {i: ref_descriptor(bank.read(i))
                          for i, a in enumerate(bank.anchors) if a is None}
                 bank._loose_descriptors = descs     # the bank is not changed after loading
     return descs
 
 
-def choose_set(bank: RefBank | SyncedRefs, scenes: SceneIndex, start: int, stop: int,
+def _anchor_index(bank) -> tuple[np.ndarray, np.ndarray]:
+    """(anchors, bank indices) of the anchored references, ordered by (anchor, index):
+    a scene's anchored references are found by bisection, not by a pass over the bank."""
+    index = getattr(bank, "_anchor_index", None)
+    if index is None:
+        ids = np.array([i for i, a in enumerate(bank.anchors) if a is not None], np.int64)
+        values = np.array([bank.anchors[i] for i in ids], np.int64)
+        order = np.lexsort((ids, values))
+        index = bank._anchor_index = (values[order], ids[order])
+    return index
+
+
+def _anchored(bank, start: int, stop: int, max_refs: int) -> list[int]:
+    """The first `max_refs` anchored references of the scene [start, stop): inside it
+    nearest its middle first, else those of the nearest anchor(s) by index."""
+    values, ids = _anchor_index(bank)
+    lo, hi = np.searchsorted(values, [start, stop])
+    if hi > lo:
+        mid = (start + stop - 1) / 2
+        return heapq.nsmallest(max_refs, ids[lo:hi].tolist(),
+                               key=lambda i: (abs(bank.anchors[i] - mid), i))
+    near = []                  # (distance, first, stop) of the nearest anchor each side
+    if lo > 0:
+        a = values[lo - 1]
+        near.append((start - int(a), int(np.searchsorted(values, a)), int(lo)))
+    if hi < len(values):
+        a = values[hi]
+        near.append((int(a) - (stop - 1), int(hi), int(np.searchsorted(values, a, "right"))))
+    if not near:
+        return []
+    best = min(d for d, _, _ in near)
+    found = [i for d, a, b in near if d == best for i in ids[a:b].tolist()]
+    return heapq.nsmallest(max_refs, found)
+
+
+def choose_set(bank, scenes: SceneIndex, start: int, stop: int,
                max_refs: int) -> tuple[int, ...]:
     """The reference set of the scene [start, stop) of `scenes`.
 
@@ -66,15 +104,7 @@ def choose_set(bank: RefBank | SyncedRefs, scenes: SceneIndex, start: int, stop:
         return (start,) if bank.image(start) is not None else ()
     if not len(bank):
         return ()
-    anchored = [i for i, a in enumerate(bank.anchors) if a is not None]
-    mid = (start + stop - 1) / 2
-    inside = sorted((i for i in anchored if start <= bank.anchors[i] < stop),
-                    key=lambda i: (abs(bank.anchors[i] - mid), i))
-    if not inside and anchored:
-        dist = {i: max(start - bank.anchors[i], bank.anchors[i] - (stop - 1), 0)
-                for i in anchored}
-        best = min(dist.values())
-        inside = sorted(i for i in anchored if dist[i] == best)
+    inside = _anchored(bank, start, stop, max_refs)
     ranked: list[int] = []
     if len(inside) < max_refs:
         descs = _loose_descriptors(bank)

@@ -10,6 +10,9 @@ from .sources import RefError
 
 #: Scenes (and canvases) remembered; a scene asked again after that is chosen again, the same.
 KEEP = 64
+#: Canvases kept: at most this many, and about this many bytes (always the newest).
+KEEP_CANVASES = 8
+CANVAS_BYTES = 512 * 1000 * 1000
 
 
 class SceneReferences:
@@ -21,7 +24,7 @@ class SceneReferences:
         self.bank, self.scenes, self.max_refs, self.ref_mindim = bank, scenes, max_refs, ref_mindim
         self.max_pixels = max_pixels
         self._sets = LRU(KEEP)
-        self._canvases = LRU(8)
+        self._canvases = LRU(KEEP_CANVASES, CANVAS_BYTES, sizeof=lambda c: c.nbytes)
 
     def __call__(self, start: int, stop: int) -> tuple[tuple[int, ...], np.ndarray | None]:
         key = self._sets.get(start)
@@ -32,7 +35,7 @@ class SceneReferences:
             return key, None
         canvas = self._canvases.get(key)
         if canvas is None:
-            images = [self.bank.images[i] for i in key]
+            images = [self.bank.images[i] for i in key]    # a LazyBank reads them now
             ch, cw = canvas_size([img.shape[:2] for img in images], self.ref_mindim)
             pixels = len(images) * ch * cw
             if self.max_pixels is not None and pixels > self.max_pixels:

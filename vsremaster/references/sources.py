@@ -10,22 +10,24 @@ A refs clip may have a variable format or size (e.g. a Splice of stills of diffe
 sizes): each frame is read on its own, converted to RGB24 at its own size. Every
 frame, whatever its format, must be GRAY, YUV or RGB at a depth the resizer reads.
 
-A bank is read when the filter is created; every problem is a RefError whose
+A bank is checked when the filter is created; every problem is a RefError whose
 message starts with "refs" and says what is allowed. Nothing is decoded before it is
 checked: image files must be regular files within `limits.MAX_REF_FILE_BYTES`, and their
 headers (every file's, before the first is decoded) must declare at most
 `MAX_REF_PIXELS` pixels, `MAX_REF_DECODED_BYTES` decoded and an aspect of at most
-`MAX_ASPECT`; a bank holds at most `MAX_BANK_REFS` images and `MAX_BANK_BYTES` kept.
+`MAX_ASPECT`. What choosing keeps per reference (`index_bytes`) must fit
+`MAX_BANK_INDEX_BYTES`; there is no limit on the count. A bank that fits the image
+cache is read whole at creation; a larger one is a `bank.LazyBank`, each image read
+(and its header checked again) when a scene's set needs it.
 """
 from __future__ import annotations
 
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+import threading
 from numbers import Integral
 from pathlib import Path
-from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -34,7 +36,11 @@ import vapoursynth as vs
 from .. import limits
 from ..files import FileMissing, FileRefused, describe_mode, open_regular, size_words
 from ..frames.formats import SUPPORTED, check_format, is_variable, to_rgb24
+from ..planning.scenes import HIST_BINS, THUMB
+from .bank import LazyBank, RefBank, fits_cache
 from .imageinfo import ImageInfo, NotAnImage, probe
+
+__all__ = ["RefBank", "LazyBank", "RefError", "load_bank", "check_refs", "read_image"]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _ALLOWED_FILES = f"image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
@@ -43,22 +49,15 @@ _TRAILING_NUMBER = re.compile(r"(\d+)$")
 #: Bank images are kept at most this large (short edge) until a set is built.
 KEEP_SHORT_EDGE = 512
 BLANK_RANGE = 2          # 8-bit levels: a frame flatter than this is blank
+#: Bytes choosing keeps per reference besides its name (anchor, list slots, the sorted
+#: anchor index), and per unanchored one its descriptor (float64 thumbnail and
+#: histogram, their arrays and dict entry): estimates that `MAX_BANK_INDEX_BYTES` counts.
+ENTRY_BYTES = 128
+DESCRIPTOR_BYTES = (THUMB * THUMB + HIST_BINS) * 8 + 512
 
 
 class RefError(ValueError):
     """A `refs` argument that cannot be used; the message says why."""
-
-
-@dataclass
-class RefBank:
-    """Reference images (uint8 RGB [H, W, 3]) and their anchors (None: unanchored)."""
-
-    images: list[np.ndarray] = field(default_factory=list)
-    anchors: list[int | None] = field(default_factory=list)
-    synced: ClassVar[bool] = False          # a synchronised refs clip is a SyncedRefs
-
-    def __len__(self) -> int:
-        return len(self.images)
 
 
 def _shrink(img: np.ndarray) -> np.ndarray:
@@ -81,7 +80,7 @@ def anchor_of_name(path: Path) -> int | None:
 
 
 def kept_bytes(height: int, width: int) -> int:
-    """Bytes a reference of this size takes in the bank (RGB, shrunk to KEEP_SHORT_EDGE)."""
+    """Bytes a reference of this size takes once read (RGB, shrunk to KEEP_SHORT_EDGE)."""
     scale = min(1.0, KEEP_SHORT_EDGE / min(height, width))
     return max(1, round(height * scale)) * max(1, round(width * scale)) * 3
 
@@ -182,29 +181,35 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _check_count(n: int, what: str) -> None:
-    if n > limits.MAX_BANK_REFS:
-        raise RefError(f"{what} {n} references; allowed: at most {limits.MAX_BANK_REFS} in a "
-                       "bank (pick the ones that matter: each scene uses at most max_refs)")
+def index_bytes(name: str, anchored: bool) -> int:
+    """Bytes choosing keeps for one reference (estimated; see ENTRY_BYTES)."""
+    return ENTRY_BYTES + len(name) + (0 if anchored else DESCRIPTOR_BYTES)
 
 
-def _check_total(total: int, what: str) -> None:
-    if total > limits.MAX_BANK_BYTES:
-        raise RefError(f"{what} take {size_words(total)} kept at a short edge of "
-                       f"{KEEP_SHORT_EDGE}; allowed: at most {size_words(limits.MAX_BANK_BYTES)}"
-                       " (use fewer references)")
+def _check_index(nbytes: int, what: str,
+                 fix: str = "anchor the references by their file names, or use fewer") -> None:
+    if nbytes > limits.MAX_BANK_INDEX_BYTES:
+        raise RefError(f"{what} take {size_words(nbytes)} to choose from ({ENTRY_BYTES} bytes "
+                       f"per reference and its name, {size_words(DESCRIPTOR_BYTES)} more per "
+                       f"unanchored one); allowed: at most "
+                       f"{size_words(limits.MAX_BANK_INDEX_BYTES)} ({fix})")
 
 
-def _from_files(paths: list[Path]) -> RefBank:
-    _check_count(len(paths), "refs names")
-    # every header first: nothing is decoded unless the whole bank fits
-    infos = [probe_image(path) for path in paths]
-    _check_total(sum(kept_bytes(i.height, i.width) for i in infos), f"refs ({len(paths)} images)")
-    bank = RefBank()
+def _from_files(paths: list[Path]) -> RefBank | LazyBank:
+    names = [os.fspath(p) for p in paths]
+    anchors = [anchor_of_name(p) for p in paths]
+    _check_index(sum(index_bytes(n, a is not None) for n, a in zip(names, anchors)),
+                 f"refs ({len(paths)} images)")
+    # every header first: nothing is decoded unless every file passes
+    kept = 0
     for path in paths:
-        bank.images.append(read_image(path))
-        bank.anchors.append(anchor_of_name(path))
-    return bank
+        info = probe_image(path)
+        kept += kept_bytes(info.height, info.width)
+    if not fits_cache(len(paths), kept):
+        # read per scene; read_image checks the header again, so a file changed since
+        # is refused, never decoded past the limits
+        return LazyBank(anchors, lambda i: read_image(Path(names[i])))
+    return RefBank([read_image(path) for path in paths], anchors)
 
 
 def _list_dir(path: Path) -> list[Path]:
@@ -231,7 +236,7 @@ def _list_dir(path: Path) -> list[Path]:
 def _regular_files(folder: Path) -> list[Path]:
     """The folder's regular files, sorted; hidden entries and subfolders are skipped, any
     other kind of entry (a FIFO, a device, a dangling link) is refused unopened."""
-    files = []
+    files, nbytes = [], 0
     for entry in folder.iterdir():
         if entry.name.startswith("."):
             continue
@@ -246,10 +251,10 @@ def _regular_files(folder: Path) -> list[Path]:
             raise RefError(f"refs directory {str(folder)!r} holds {entry.name!r}, "
                            f"{describe_mode(mode)}; allowed: only {_ALLOWED_FILES}")
         files.append(entry)
-        if len(files) > limits.MAX_BANK_REFS:
-            raise RefError(f"refs directory {str(folder)!r} holds more than "
-                           f"{limits.MAX_BANK_REFS} files; allowed: at most "
-                           f"{limits.MAX_BANK_REFS} references in a bank")
+        # counted while listing: a folder of millions of files is refused before sorting
+        nbytes += index_bytes(os.fspath(entry), anchor_of_name(entry) is not None)
+        if nbytes > limits.MAX_BANK_INDEX_BYTES:
+            _check_index(nbytes, f"refs directory {str(folder)!r}: its first {len(files)} files")
     return sorted(files)
 
 
@@ -284,19 +289,25 @@ def _check_frame_size(what: str, width: int, height: int) -> None:
         raise RefError(f"{what} {why}")
 
 
-def _from_clip(refs: vs.VideoNode) -> RefBank:
-    """A bank clip: every frame a reference, anchored by its `_RemasterAnchor` if any."""
+def _from_clip(refs: vs.VideoNode) -> RefBank | LazyBank:
+    """A bank clip: every frame a reference, anchored by its `_RemasterAnchor` if any.
+
+    Every frame is read once now (its anchor is a prop, and blank frames are skipped);
+    its image is kept while the bank fits the image cache, else read again when used.
+    """
     if refs.width and refs.height:                 # constant size: checked before reading
         _check_frame_size("refs clip", refs.width, refs.height)
-    _check_count(refs.num_frames, "refs clip (a bank: its length differs from the "
-                 "clip's) has")
-    bank = RefBank()
-    total = 0
-    for n, f in enumerate(to_rgb24(refs).frames(close=True)):
+    what = "refs clip (a bank: its length differs from the clip's) frames"
+    fix = "anchor the frames with _RemasterAnchor, or use fewer"
+    _check_index(refs.num_frames * ENTRY_BYTES, what, fix)
+    rgb = to_rgb24(refs)
+    images: list[np.ndarray] | None = []
+    frames: list[int] = []
+    anchors: list[int | None] = []
+    kept = nbytes = 0
+    for n, f in enumerate(rgb.frames(close=True)):
         where = f"refs clip frame {n}"
         _check_frame_size(where, f.width, f.height)
-        total += kept_bytes(f.height, f.width)
-        _check_total(total, f"refs clip frames up to {n}")
         img = _frame_rgb(f)
         if _is_blank(img):
             continue
@@ -304,9 +315,28 @@ def _from_clip(refs: vs.VideoNode) -> RefBank:
             anchor = anchor_of_prop(f.props.get("_RemasterAnchor"))
         except RefError as e:
             raise RefError(f"{where}: {e}") from None
-        bank.images.append(img)
-        bank.anchors.append(anchor)
-    return bank
+        frames.append(n)
+        anchors.append(anchor)
+        nbytes += ENTRY_BYTES + (0 if anchor is not None else DESCRIPTOR_BYTES)
+        _check_index(nbytes + (refs.num_frames - n - 1) * ENTRY_BYTES, f"{what} up to {n}", fix)
+        if images is not None:
+            kept += img.nbytes
+            if fits_cache(len(frames), kept):
+                images.append(img)
+            else:
+                images = None           # too many to hold: read again when used
+    if images is not None:
+        return RefBank(images, anchors)
+    lock = threading.Lock()             # one frame at a time, as SyncedRefs reads
+
+    def read(i: int) -> np.ndarray:
+        with lock:
+            try:
+                return _frame_rgb(rgb.get_frame(frames[i]))
+            except vs.Error as e:
+                raise RefError(f"refs clip frame {frames[i]} cannot be read as RGB ({e}); "
+                               f"allowed: frames in {SUPPORTED}") from None
+    return LazyBank(anchors, read)
 
 
 def check_refs(refs) -> None:
@@ -343,8 +373,9 @@ def _check_path(path) -> None:
                        "path without NUL bytes")
 
 
-def load_bank(refs) -> RefBank:
-    """Read `refs` (a bank clip, directory, list of files, or None) into a RefBank.
+def load_bank(refs) -> RefBank | LazyBank:
+    """Read `refs` (a bank clip, directory, list of files, or None) into a bank: a
+    RefBank when it fits the image cache, else a LazyBank.
 
     A refs clip of the source's length is synchronised: the filter reads it lazily
     with `SyncedRefs` instead.
