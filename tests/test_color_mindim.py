@@ -275,3 +275,48 @@ def test_info_says_what_color_mindim_measured():
     lite = colour_size_note("vsremaster-lite-step2500")
     assert "color_mindim=320" in lite and "27.46" in lite and "faster" in lite
     assert "not measured" in colour_size_note("someone-else")
+
+
+@pytest.mark.slow
+def test_render_takes_color_mindim_through_the_script(tmp_path, lite_weights):
+    """`python -m vsremaster render SCRIPT OUT -a color_mindim=N` (real vspipe workers)
+    gives the bytes one `vspipe -a color_mindim=N` run gives, other bytes than at the
+    model size; a value above mindim stops the render with the filter's error and leaves
+    no output file."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+    from vsremaster.render.media import vspipe
+    root = Path(__file__).resolve().parents[1]
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 24, (96, 64),
+                             isColor=False)
+    for f in moving_pattern(6, 64, 96, seed=8):
+        writer.write((f * 255).astype(np.uint8))
+    writer.release()
+    sample = root / "samples" / "remaster.vpy"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    args = ["-a", f"input={video}", "-a", "mindim=64", "-a", f"weights={lite_weights}"]
+
+    def render(colour: int, name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vsremaster", "render", str(sample),
+                               str(tmp_path / name), "--workers", "1", "--no-progress",
+                               *args, "-a", f"color_mindim={colour}"],
+                              capture_output=True, text=True, env=env, cwd=tmp_path,
+                              timeout=600)
+    for colour in (32, 64):
+        done = render(colour, f"c{colour}.y4m")
+        assert done.returncode == 0, done.stderr
+    direct = subprocess.run([vspipe(), "-c", "y4m", *args, "-a", "color_mindim=32",
+                             str(sample), "-"], capture_output=True, env=env, timeout=600)
+    assert direct.returncode == 0, direct.stderr.decode(errors="replace")
+    small, full = (tmp_path / "c32.y4m").read_bytes(), (tmp_path / "c64.y4m").read_bytes()
+    assert small == direct.stdout and small != full
+    refused = render(80, "c80.y4m")
+    assert refused.returncode != 0
+    assert "Remaster: color_mindim 80 is above mindim 64" in refused.stderr, refused.stderr
+    assert not (tmp_path / "c80.y4m").exists()
