@@ -242,6 +242,17 @@ def test_evaluate_command_takes_and_checks_color_mindim(tmp_path, lite_weights):
     assert full["psnr_l"] == half["psnr_l"] and full["psnr_ab"] != half["psnr_ab"]
 
 
+def _grey_video(path, n: int, seed: int):
+    """A grey 96x64 MJPG video of `n` moving-pattern frames (decoded as a user's file is)."""
+    import cv2
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 24, (96, 64),
+                             isColor=False)
+    for f in moving_pattern(n, 64, 96, seed=seed):
+        writer.write((f * 255).astype(np.uint8))
+    writer.release()
+    return path
+
+
 def test_the_sample_script_takes_color_mindim_as_vspipe_and_render_pass_it(tmp_path,
                                                                           lite_weights):
     """`vspipe -a color_mindim=N` and `render ... -a color_mindim=N` set the script's
@@ -249,13 +260,7 @@ def test_the_sample_script_takes_color_mindim_as_vspipe_and_render_pass_it(tmp_p
     import runpy
     from pathlib import Path
 
-    import cv2
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 24, (96, 64),
-                             isColor=False)
-    for f in moving_pattern(4, 64, 96, seed=6):
-        writer.write((f * 255).astype(np.uint8))
-    writer.release()
+    video = _grey_video(tmp_path / "clip.avi", 4, seed=6)
     sample = Path(__file__).resolve().parents[1] / "samples" / "remaster.vpy"
     args = {"input": str(video), "mindim": "64", "weights": str(lite_weights)}
     for given, colour in (({}, (64, 96)), ({"color_mindim": "32"}, (32, 48))):
@@ -288,15 +293,9 @@ def test_render_takes_color_mindim_through_the_script(tmp_path, lite_weights):
     import sys
     from pathlib import Path
 
-    import cv2
     from vsremaster.render.media import vspipe
     root = Path(__file__).resolve().parents[1]
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 24, (96, 64),
-                             isColor=False)
-    for f in moving_pattern(6, 64, 96, seed=8):
-        writer.write((f * 255).astype(np.uint8))
-    writer.release()
+    video = _grey_video(tmp_path / "clip.avi", 6, seed=8)
     sample = root / "samples" / "remaster.vpy"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
