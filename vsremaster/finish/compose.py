@@ -18,10 +18,10 @@ model's ab, which replace the input's); 1.0 adds no operation at all.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..color.lab import AB_LIMIT, model_to_rgb, rgb_to_model
 from ..color.ycbcr import rgb_to_ycbcr
+from ..model.sizes import to_model_size
 from ..references.fallback import NEUTRAL_AB
 
 #: The model ab the conversion keeps (a*, b* clipped to +-AB_LIMIT, `color.lab.model_to_ab`)
@@ -34,7 +34,7 @@ def upscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return x
     if x.dim() == 3:
         return upscale(x.unsqueeze(0), size)[0]
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+    return to_model_size(x, size)
 
 
 def saturated(ab: torch.Tensor, saturation: float) -> torch.Tensor:

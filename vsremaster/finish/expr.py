@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import re
 
-from ..color.lab import AB_LIMIT, WHITE, XYZ_TO_RGB
+from ..color.lab import AB_LIMIT, RGB_TO_XYZ, RGB_WHITE, WHITE, XYZ_TO_RGB
 
 _EPSILON = 6.0 / 29.0
-#: RGB -> XYZ and the D65 white as kornia's rgb_to_lab (the device path) uses them
-RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423),
-              (0.212671, 0.715160, 0.072169),
-              (0.019334, 0.119193, 0.950227))
-RGB_WHITE = (0.95047, 1.0, 1.08883)
 
 _BINARY = {"+", "-", "*", "/", "max", "min", "pow", ">", "<", "=", ">=", "<="}
 _UNARY = {"abs", "sqrt", "exp", "log", "not"}

@@ -11,10 +11,8 @@ import vapoursynth as vs
 
 from ..frames.source import full_size_l
 from .expr import RESTORED_L, compose_linear_rgb, lab_of_linear_rgb
-from .output import OWN_PROPS, SRGB_PRIMARIES, SRGB_TRANSFER, colour_of
-
-#: Colour description codes: linear light (the composed planes).
-TRANSFER_LINEAR = 8
+from ..frames.formats import SRGB_PRIMARIES, SRGB_TRANSFER, TRANSFER_LINEAR, srgb_linear
+from .output import OWN_PROPS, colour_of
 
 
 def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoFormat,
@@ -59,13 +57,10 @@ def graph_finish(results: vs.VideoNode, source: vs.VideoNode, out: vs.VideoForma
 
 
 def _lab_planes(source: vs.VideoNode) -> list[vs.VideoNode]:
-    """Model L, a*, b* (GRAYS) of an RGB source, from its linear light. The samples are
-    read as sRGB (the model's convention) whatever `_Transfer`/`_Primaries` say, so a
-    neutral colour gives back the same samples."""
+    """Model L, a*, b* (GRAYS) of an RGB source, from its linear light read as sRGB
+    (`frames.formats.srgb_linear`)."""
     core = vs.core
-    srgb = core.std.SetFrameProps(source, _Transfer=SRGB_TRANSFER, _Primaries=SRGB_PRIMARIES)
-    lin = core.resize.Point(srgb, format=vs.RGBS, transfer=TRANSFER_LINEAR,
-                            primaries=SRGB_PRIMARIES)
+    lin = srgb_linear(source)
     planes = [core.std.ShufflePlanes(lin, p, vs.GRAY) for p in range(3)]
     return [core.std.Expr(planes, lab_of_linear_rgb(c), format=vs.GRAYS) for c in range(3)]
 

@@ -10,13 +10,11 @@ import numpy as np
 import vapoursynth as vs
 
 from ..color.ycbcr import supported_matrix
-from ..frames.formats import is_full_range, matrix_of, stored_keys
+# SRGB_*: what the filter composes its colour output in (CIE Lab converted to sRGB)
+from ..frames.formats import SRGB_PRIMARIES, SRGB_TRANSFER, is_full_range, matrix_of, \
+    stored_keys
 
 RGB_MATRIX = 0
-#: What the filter composes its colour output in: CIE Lab (D65) converted to sRGB, whose
-#: primaries are BT.709's and whose transfer is IEC 61966-2-1 (H.273 code points).
-SRGB_PRIMARIES = 1
-SRGB_TRANSFER = 13
 
 
 #: Props the filter adds to every frame (copied from the results to the output).

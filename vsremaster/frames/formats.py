@@ -22,6 +22,11 @@ YUV_MATRICES = {0: "RGB (read as BT.709)", 1: "BT.709", 2: "unspecified (read as
 RGB_MATRICES = {0: "RGB", 2: "unspecified"}
 TRANSFERS = frozenset({1, 2, *range(4, 19)})
 PRIMARIES = frozenset({1, 2, *range(4, 13), 22})
+#: The model's colour is CIE Lab of sRGB: BT.709 primaries and the IEC 61966-2-1
+#: transfer (H.273 code points); linear light is transfer 8.
+SRGB_PRIMARIES = 1
+SRGB_TRANSFER = 13
+TRANSFER_LINEAR = 8
 
 
 class PropError(ValueError):
@@ -169,3 +174,12 @@ def to_rgb24(clip: vs.VideoNode) -> vs.VideoNode:
     elif variable or clip.format.color_family == vs.YUV:
         clip = vs.core.std.ModifyFrame(clip, clip, _default_matrix)
     return vs.core.resize.Bicubic(clip, format=vs.RGB24)
+
+
+def srgb_linear(clip: vs.VideoNode) -> vs.VideoNode:
+    """An RGB clip's linear light (RGBS), its samples read as sRGB (the model's
+    convention) whatever `_Transfer`/`_Primaries` say, so a neutral colour gives back
+    the same samples."""
+    srgb = vs.core.std.SetFrameProps(clip, _Transfer=SRGB_TRANSFER, _Primaries=SRGB_PRIMARIES)
+    return vs.core.resize.Point(srgb, format=vs.RGBS, transfer=TRANSFER_LINEAR,
+                                primaries=SRGB_PRIMARIES)

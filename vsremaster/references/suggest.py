@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 import vapoursynth as vs
 
-#: Y of linear sRGB (kornia's RGB -> XYZ row, as the networks' Lab L is computed)
-LUMINANCE = (0.212671, 0.715160, 0.072169)
+from ..color.lab import RGB_TO_XYZ
+from ..frames.formats import srgb_linear
 
 
 @dataclass(frozen=True)
@@ -130,10 +130,9 @@ def grey_picture(clip: vs.VideoNode) -> vs.VideoNode:
     if fmt.color_family != vs.RGB:
         luma = clip if fmt.color_family == vs.GRAY else core.std.ShufflePlanes(clip, 0, vs.GRAY)
         return core.resize.Point(luma, format=out, range_s="full")
-    # samples read as sRGB whatever the tags say, as the finish reads them
-    srgb = core.std.SetFrameProps(clip, _Transfer=13, _Primaries=1)
-    lin = core.resize.Point(srgb, format=vs.RGBS, transfer=8, primaries=1)
-    y = " ".join(f"{c} {w!r} *" for c, w in zip("xyz", LUMINANCE)) + " + +"
+    lin = srgb_linear(clip)                 # as the finish reads RGB
+    # Y, as the networks' Lab L is computed
+    y = " ".join(f"{c} {w!r} *" for c, w in zip("xyz", RGB_TO_XYZ[1])) + " + +"
     grey = core.std.Expr([core.std.ShufflePlanes(lin, p, vs.GRAY) for p in range(3)],
                          f"{y} 0 max 1 min")
     encoded = core.std.Expr(grey, "x 0.0031308 > x 1 2.4 / pow 1.055 * 0.055 - x 12.92 * ?")
